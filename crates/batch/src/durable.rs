@@ -1,0 +1,60 @@
+//! Crash-safe file replacement: temporary file, fsync, rename, fsync directory.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use crate::{Result, io_err};
+
+/// Suffix of files being written; any left over after a crash are deleted.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// Writes `bytes` to `path` so that after a crash `path` holds either its old
+/// content or all of `bytes`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
+    publish(&tmp, path)
+}
+
+/// Renames a fully written and fsynced temporary file into place.
+pub fn publish(tmp: &Path, path: &Path) -> Result<()> {
+    fs::rename(tmp, path).map_err(io_err(path))?;
+    sync_dir(path)
+}
+
+pub fn tmp_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(TMP_SUFFIX);
+    path.with_file_name(name)
+}
+
+fn sync_dir(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
+/// Deletes leftover temporary files under `dir` (recursively).
+pub fn remove_temporaries(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            removed += remove_temporaries(&p)?;
+        } else if p.to_string_lossy().ends_with(TMP_SUFFIX) {
+            fs::remove_file(&p).map_err(io_err(&p))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

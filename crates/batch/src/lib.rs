@@ -1,0 +1,46 @@
+//! The batch layer: the immutable master dataset (Parquet files per source table,
+//! named by partition and offset range, listed in a manifest) and batch view
+//! versions recomputed from a manifest snapshot with DataFusion.
+//!
+//! Every commit follows the same discipline: write a temporary file, fsync, rename,
+//! fsync the directory, then record it in a manifest written the same way. A file
+//! that no manifest lists does not exist for readers and is removed at start-up.
+
+pub mod archive;
+pub mod durable;
+pub mod files;
+pub mod manifest;
+pub mod view;
+
+pub use archive::{ArchiveInput, Archiver};
+pub use files::files_table;
+pub use manifest::{ArchiveFile, Manifest};
+pub use view::{ViewRun, ViewStore, ViewVersion};
+
+/// Errors of the batch layer.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("corrupt metadata {path}: {message}")]
+    Corrupt {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+}
+
+pub type Result<T> = std::result::Result<T, BatchError>;
+
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> BatchError + '_ {
+    move |source| BatchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

@@ -1,0 +1,72 @@
+//! The manifest of one source's master dataset.
+
+use std::path::{Path, PathBuf};
+
+use lambdadb_common::{PartitionId, Watermark};
+use serde::{Deserialize, Serialize};
+
+use crate::durable::write_atomic;
+use crate::{BatchError, Result, io_err};
+
+/// One archived Parquet file: the rows of `partition` consumed in
+/// `[first_offset, next_offset)` (rejected messages leave gaps).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveFile {
+    /// Path relative to the source's directory.
+    pub path: String,
+    pub partition: PartitionId,
+    pub first_offset: i64,
+    pub next_offset: i64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Files of the master dataset and the offsets they cover.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u64,
+    /// Everything below is archived (or was rejected and is recorded as such).
+    pub watermark: Watermark,
+    pub files: Vec<ArchiveFile>,
+}
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+impl Manifest {
+    /// Loads `dir/manifest.json`; a missing manifest is the empty version 0.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| BatchError::Corrupt {
+                path,
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Durably replaces `dir/manifest.json` with `self`.
+    pub fn commit(&self, dir: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        write_atomic(&dir.join(MANIFEST_FILE), &bytes)
+    }
+
+    /// Absolute paths of the files with offsets at or above `from` (whole files:
+    /// file boundaries are always at watermarks that some manifest recorded).
+    pub fn files_from(&self, dir: &Path, from: &Watermark) -> Vec<PathBuf> {
+        self.files
+            .iter()
+            .filter(|f| f.first_offset >= from.next(f.partition))
+            .map(|f| dir.join(&f.path))
+            .collect()
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+}

@@ -1,0 +1,204 @@
+//! Typed configuration, layered: built-in defaults, then the TOML file, then
+//! `LAMBDADB_<KEY>` environment variables, then command-line flags (applied by the
+//! binary). Unknown keys are refused so that a typo never silently falls back to a
+//! default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// All settings of `lambdadb serve`. Keys are flat so that each has exactly one
+/// environment variable: `data_dir` is `LAMBDADB_DATA_DIR`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Postgres endpoint. Loopback by default: there is no authentication yet.
+    pub listen: String,
+    /// The only user name accepted at start-up (trust authentication).
+    pub user: String,
+    /// The only database name accepted at start-up.
+    pub database: String,
+    /// Master dataset, batch views and catalog live here.
+    pub data_dir: PathBuf,
+    /// Kafka bootstrap servers; empty starts the embedded demo broker.
+    pub brokers: String,
+    /// Directory of `.sql` files run in name order at start-up.
+    pub sql_dir: PathBuf,
+    /// Largest number of messages decoded into one micro-batch.
+    pub micro_batch_rows: usize,
+    /// Longest time a consumed message waits before its micro-batch is published.
+    #[serde(with = "duration_str")]
+    pub micro_batch_wait: Duration,
+    /// How often consumed events are archived into the master dataset.
+    #[serde(with = "duration_str")]
+    pub archive_interval: Duration,
+    /// How often every materialized view is recomputed by the batch layer; 0 disables.
+    #[serde(with = "duration_str")]
+    pub refresh_interval: Duration,
+    /// Rejected messages kept for `lambdadb.rejected_messages` (oldest dropped first).
+    pub rejected_keep: usize,
+    /// Embedded mode only: demo events produced per second (0 disables the generator).
+    pub demo_rate: u32,
+    /// Embedded mode only: partitions of the demo topic.
+    pub demo_partitions: i32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:5433".into(),
+            user: "lambdadb".into(),
+            database: "lambdadb".into(),
+            data_dir: PathBuf::from("data"),
+            brokers: String::new(),
+            sql_dir: PathBuf::from("sql"),
+            micro_batch_rows: 20_000,
+            micro_batch_wait: Duration::from_millis(5),
+            archive_interval: Duration::from_secs(10),
+            refresh_interval: Duration::from_secs(60),
+            rejected_keep: 10_000,
+            demo_rate: 1_000,
+            demo_partitions: 3,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, overlaid by `file` (if given) and by `LAMBDADB_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &vars)
+    }
+
+    fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut table = match toml::Value::try_from(Config::default()) {
+            Ok(toml::Value::Table(t)) => t,
+            _ => return Err(ConfigError::Invalid("defaults do not serialize".into())),
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let file_table: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+            for (k, v) in file_table {
+                table.insert(k, v);
+            }
+        }
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("LAMBDADB_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            let Some(default) = table.get(&key) else {
+                return Err(ConfigError::Invalid(format!(
+                    "unknown environment variable {name}: no configuration key '{key}'"
+                )));
+            };
+            let parsed = match default {
+                toml::Value::Integer(_) => value
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .map_err(|_| ConfigError::Invalid(format!("{name}={value}: not an integer")))?,
+                _ => toml::Value::String(value.clone()),
+            };
+            table.insert(key, parsed);
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+/// Parses `250ms`, `10s`, `5m`, `1h` (and a bare number of seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 500ms, 10s, 5m or 1h"))?;
+    let d = match unit.trim() {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" | "min" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("'{text}': unknown unit, use ms, s, m or h")),
+    };
+    Ok(d)
+}
+
+mod duration_str {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        if d.subsec_millis() != 0 || d.as_secs() == 0 {
+            s.serialize_str(&format!("{}ms", d.as_millis()))
+        } else {
+            s.serialize_str(&format!("{}s", d.as_secs()))
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_file_then_env() {
+        let dir = std::env::temp_dir().join(format!("lambdadb-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:7000\"\ndemo_rate = 5\n").unwrap();
+        let env = vec![
+            ("LAMBDADB_DEMO_RATE".to_string(), "7".to_string()),
+            ("LAMBDADB_ARCHIVE_INTERVAL".to_string(), "250ms".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let c = Config::load_from(Some(&file), &env).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7000");
+        assert_eq!(c.demo_rate, 7);
+        assert_eq!(c.archive_interval, Duration::from_millis(250));
+        assert_eq!(c.user, "lambdadb");
+    }
+
+    #[test]
+    fn refuses_unknown_keys() {
+        let env = vec![("LAMBDADB_LISTNE".to_string(), "x".to_string())];
+        let err = Config::load_from(None, &env).unwrap_err().to_string();
+        assert!(err.contains("LAMBDADB_LISTNE"), "{err}");
+        let dir = std::env::temp_dir().join(format!("lambdadb-config2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        assert!(Config::load_from(Some(&file), &[]).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("5ms").unwrap(), Duration::from_millis(5));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("3 weeks").is_err());
+    }
+}

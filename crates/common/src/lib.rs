@@ -1,0 +1,13 @@
+//! Shared vocabulary of lambdadb, at the bottom of the crate graph: Kafka offset
+//! newtypes and watermarks (the batch/speed boundary), source-table specifications,
+//! configuration types, and the hidden columns every stored row carries.
+//!
+//! Nothing here does I/O beyond reading a configuration file.
+
+pub mod config;
+pub mod offsets;
+pub mod source;
+
+pub use config::{Config, ConfigError};
+pub use offsets::{Offset, PartitionId, Watermark};
+pub use source::{OFFSET_COLUMN, PARTITION_COLUMN, SourceSpec, physical_schema};

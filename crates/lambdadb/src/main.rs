@@ -1,0 +1,60 @@
+//! `lambdadb`: the Lambda-architecture serving engine in one binary.
+//!
+//! - `serve`: consume Kafka into the speed layer, archive into the master dataset,
+//!   refresh batch views, and serve everything over the Postgres protocol. With no
+//!   brokers configured it starts an embedded broker and a demo clickstream.
+//! - `produce`: send JSON lines to a topic (so tests and users need nothing else).
+//! - `generate`: print a deterministic demo clickstream as JSON lines.
+
+mod demo;
+mod embedded;
+mod produce;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "lambdadb",
+    version,
+    about = "Lambda-architecture serving engine: Kafka in, Postgres out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Produce JSON lines (one message per line) to a Kafka topic.
+    Produce(produce::ProduceArgs),
+    /// Print demo clickstream events as JSON lines.
+    Generate(demo::GenerateArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAMBDADB_LOG")
+                .unwrap_or_else(|_| "info,datafusion=warn,rdkafka=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Generate(args) => demo::generate(args),
+    }
+}
+
+/// The default configuration file, used when it exists and `--config` is absent.
+pub fn default_config_path() -> Option<PathBuf> {
+    let p = PathBuf::from("conf/lambdadb.toml");
+    p.exists().then_some(p)
+}

@@ -1,0 +1,129 @@
+//! `lambdadb serve`: wire the layers together and run until interrupted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use lambdadb_common::Config;
+use lambdadb_query::{Engine, Session};
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Configuration file (default: conf/lambdadb.toml when it exists).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Postgres listen address (overrides `listen`).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Kafka bootstrap servers (overrides `brokers`); empty starts the embedded demo broker.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Directory of catalog `.sql` files (overrides `sql_dir`).
+    #[arg(long)]
+    pub sql_dir: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let path = args.config.clone().or_else(crate::default_config_path);
+    let mut config = Config::load(path.as_deref())?;
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(b) = args.brokers {
+        config.brokers = b;
+    }
+    if let Some(s) = args.sql_dir {
+        config.sql_dir = s;
+    }
+    let addr: SocketAddr = config
+        .listen
+        .parse()
+        .with_context(|| format!("listen address '{}' is not IP:PORT", config.listen))?;
+    if !addr.ip().is_loopback() {
+        bail!(
+            "refusing to listen on {addr}: lambdadb has no authentication configured yet, so it only listens on loopback (127.0.0.1)"
+        );
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("lambdadb")
+        .build()?;
+    runtime.block_on(serve(config, addr))
+}
+
+async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
+    let embedded = config.brokers.trim().is_empty();
+    let brokers = if embedded {
+        let b = crate::embedded::start("events", config.demo_partitions)?;
+        info!(brokers = %b, "started the embedded Kafka broker (in memory; produce to it with `lambdadb produce --brokers {b} --topic events`)");
+        b
+    } else {
+        config.brokers.clone()
+    };
+    let engine = Engine::new(config.clone(), brokers.clone());
+
+    let session = Session::new(engine.clone());
+    for (file, text) in Engine::catalog_files(&config.sql_dir)? {
+        for r in session.execute_all(&text).await {
+            if let Err(e) = r {
+                bail!("{}: {e}", file.display());
+            }
+        }
+        info!(file = %file.display(), "catalog file applied");
+    }
+    engine.spawn_background();
+
+    if embedded && config.demo_rate > 0 {
+        crate::demo::spawn_live(brokers.clone(), "events".into(), config.demo_rate)?;
+        info!(
+            rate = config.demo_rate,
+            "demo generator producing to topic events"
+        );
+    }
+
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    println!(
+        "lambdadb is ready: psql -h {} -p {} -U {} {}   (brokers: {brokers})",
+        local.ip(),
+        local.port(),
+        config.user,
+        config.database
+    );
+
+    let server = tokio::spawn(lambdadb_wire::serve(listener, engine.clone()));
+    shutdown_signal().await;
+    info!("shutting down: stopping consumers and archiving what they consumed");
+    server.abort();
+    let stopper = engine.clone();
+    tokio::task::spawn_blocking(move || stopper.stop()).await?;
+    for s in engine.sources() {
+        if let Err(e) = s.archive().await {
+            error!(table = %s.spec.name, "final archive failed (the events will be consumed again from Kafka): {e}");
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,120 @@
+//! The DataFusion catalog of a session: schema `public` lists the engine's source
+//! tables and materialized views live (a table declared on one connection is seen
+//! by all), schema `lambdadb` holds the system tables.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::error::{DataFusionError, Result};
+
+use crate::engine::Engine;
+use crate::system;
+use crate::tables::{SourceTable, ViewTable};
+
+#[derive(Debug)]
+pub struct LambdaCatalog {
+    public: Arc<PublicSchema>,
+    system: Arc<SystemSchema>,
+}
+
+impl LambdaCatalog {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            public: Arc::new(PublicSchema {
+                engine: engine.clone(),
+            }),
+            system: Arc::new(SystemSchema { engine }),
+        }
+    }
+}
+
+impl CatalogProvider for LambdaCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        vec!["public".into(), "lambdadb".into()]
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        match name {
+            "public" => Some(self.public.clone()),
+            "lambdadb" => Some(self.system.clone()),
+            _ => None,
+        }
+    }
+}
+
+pub struct PublicSchema {
+    engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for PublicSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PublicSchema")
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for PublicSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .engine
+            .sources()
+            .iter()
+            .map(|s| s.spec.name.clone())
+            .collect();
+        names.extend(self.engine.views().iter().map(|v| v.name.clone()));
+        names
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(s) = self.engine.source(name) {
+            return Ok(Some(Arc::new(SourceTable::new(s))));
+        }
+        if let Some(v) = self.engine.view(name) {
+            let source = self.engine.source(&v.decomposition.source).ok_or_else(|| {
+                DataFusionError::Internal(format!("source of view {name} vanished"))
+            })?;
+            return Ok(Some(Arc::new(ViewTable::new(v, source))));
+        }
+        Ok(None)
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        _table: Arc<dyn TableProvider>,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        Err(DataFusionError::NotImplemented(format!(
+            "cannot create \"{name}\" here: declare source tables with CREATE TABLE ... WITH (topic = ...) and views with CREATE MATERIALIZED VIEW"
+        )))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.engine.source(name).is_some() || self.engine.view(name).is_some()
+    }
+}
+
+pub struct SystemSchema {
+    engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for SystemSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SystemSchema")
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SystemSchema {
+    fn table_names(&self) -> Vec<String> {
+        system::TABLES.iter().map(|s| s.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        system::table(&self.engine, name)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        system::TABLES.contains(&name)
+    }
+}

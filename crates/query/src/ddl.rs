@@ -1,0 +1,268 @@
+//! The statements lambdadb handles itself rather than DataFusion: declaring source
+//! tables and materialized views, and refreshing views.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use lambdadb_common::SourceSpec;
+use sqlparser::ast::{
+    ColumnOption, CreateTable, CreateTableOptions, Expr, SqlOption, Statement, Value,
+};
+
+use crate::error::{QueryError, Result};
+
+/// A statement of the catalog, recognised before DataFusion sees the SQL.
+#[derive(Debug, Clone)]
+pub enum CatalogStatement {
+    CreateSource {
+        spec: SourceSpec,
+        if_not_exists: bool,
+    },
+    CreateView {
+        name: String,
+        query: String,
+        or_replace: bool,
+        if_not_exists: bool,
+    },
+    Refresh {
+        name: String,
+    },
+}
+
+/// `REFRESH MATERIALIZED VIEW [CONCURRENTLY] name`, which sqlparser does not parse.
+pub fn parse_refresh(sql: &str) -> Option<Result<CatalogStatement>> {
+    let text = sql.trim().trim_end_matches(';').trim();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.first().map(|w| w.eq_ignore_ascii_case("refresh")) != Some(true) {
+        return None;
+    }
+    let mut rest = &words[1..];
+    for kw in ["materialized", "view"] {
+        match rest.first() {
+            Some(w) if w.eq_ignore_ascii_case(kw) => rest = &rest[1..],
+            _ => {
+                return Some(Err(QueryError::Syntax(
+                    "syntax error: expected REFRESH MATERIALIZED VIEW name".into(),
+                )));
+            }
+        }
+    }
+    if rest
+        .first()
+        .is_some_and(|w| w.eq_ignore_ascii_case("concurrently"))
+    {
+        rest = &rest[1..];
+    }
+    match rest {
+        [name] => Some(Ok(CatalogStatement::Refresh {
+            name: normalize_ident(name),
+        })),
+        _ => Some(Err(QueryError::Syntax(
+            "syntax error: expected REFRESH MATERIALIZED VIEW name".into(),
+        ))),
+    }
+}
+
+/// Recognises catalog statements among parsed ones; `None` means "DataFusion's".
+pub fn classify(stmt: &Statement) -> Option<Result<CatalogStatement>> {
+    match stmt {
+        Statement::CreateTable(ct) if matches!(ct.table_options, CreateTableOptions::With(_)) => {
+            Some(
+                source_spec(ct, stmt.to_string()).map(|spec| CatalogStatement::CreateSource {
+                    spec,
+                    if_not_exists: ct.if_not_exists,
+                }),
+            )
+        }
+        Statement::CreateView(v) if v.materialized => Some(Ok(CatalogStatement::CreateView {
+            name: object_name(&v.name.to_string()),
+            query: v.query.to_string(),
+            or_replace: v.or_replace,
+            if_not_exists: v.if_not_exists,
+        })),
+        _ => None,
+    }
+}
+
+fn source_spec(ct: &CreateTable, definition: String) -> Result<SourceSpec> {
+    let name = object_name(&ct.name.to_string());
+    let CreateTableOptions::With(options) = &ct.table_options else {
+        unreachable!("checked by classify")
+    };
+    let mut topic = None;
+    let mut format = "json".to_string();
+    let mut event_time = None;
+    for opt in options {
+        let SqlOption::KeyValue { key, value } = opt else {
+            return Err(QueryError::Syntax(format!(
+                "unsupported table option {opt}"
+            )));
+        };
+        let v = option_text(value)?;
+        match key.value.to_ascii_lowercase().as_str() {
+            "topic" => topic = Some(v),
+            "format" => format = v.to_ascii_lowercase(),
+            "event_time" => event_time = Some(v),
+            other => {
+                return Err(QueryError::InvalidParameter(format!(
+                    "unknown table option \"{other}\"; source tables take topic, format and event_time"
+                )));
+            }
+        }
+    }
+    let topic = topic.ok_or_else(|| {
+        QueryError::InvalidParameter(format!(
+            "table \"{name}\" needs WITH (topic = '...'): lambdadb tables are fed from a Kafka topic"
+        ))
+    })?;
+    if format != "json" {
+        return Err(QueryError::FeatureNotSupported(format!(
+            "message format '{format}' is not supported yet; use format = 'json'"
+        )));
+    }
+    let mut fields = Vec::with_capacity(ct.columns.len());
+    for c in &ct.columns {
+        let not_null = c
+            .options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::NotNull));
+        let dt = sql_type(&c.data_type.to_string())?;
+        fields.push(Field::new(c.name.value.clone(), dt, !not_null));
+    }
+    if fields.is_empty() {
+        return Err(QueryError::InvalidDefinition(format!(
+            "table \"{name}\" has no columns"
+        )));
+    }
+    if let Some(et) = &event_time {
+        let f = fields.iter().find(|f| f.name() == et).ok_or_else(|| {
+            QueryError::UndefinedColumn(format!(
+                "event_time column \"{et}\" is not a column of \"{name}\""
+            ))
+        })?;
+        if !matches!(f.data_type(), DataType::Timestamp(..)) {
+            return Err(QueryError::InvalidDefinition(format!(
+                "event_time column \"{et}\" must be TIMESTAMPTZ or TIMESTAMP"
+            )));
+        }
+    }
+    Ok(SourceSpec {
+        name,
+        topic,
+        format,
+        event_time,
+        schema: Arc::new(Schema::new(fields)),
+        definition,
+    })
+}
+
+fn option_text(e: &Expr) -> Result<String> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s.clone()),
+            other => Ok(other.to_string()),
+        },
+        Expr::Identifier(i) => Ok(i.value.clone()),
+        other => Err(QueryError::Syntax(format!(
+            "table option value {other} must be a string literal"
+        ))),
+    }
+}
+
+/// PostgreSQL type names to the Arrow types lambdadb stores.
+pub fn sql_type(name: &str) -> Result<DataType> {
+    let n = name.to_ascii_uppercase();
+    let base = n.split('(').next().unwrap_or(&n).trim();
+    Ok(match base {
+        "BIGINT" | "INT8" => DataType::Int64,
+        "INTEGER" | "INT" | "INT4" => DataType::Int32,
+        "SMALLINT" | "INT2" => DataType::Int16,
+        "DOUBLE PRECISION" | "FLOAT8" | "DOUBLE" | "FLOAT" => DataType::Float64,
+        "REAL" | "FLOAT4" => DataType::Float32,
+        "TEXT" | "VARCHAR" | "CHARACTER VARYING" | "STRING" => DataType::Utf8,
+        "BOOLEAN" | "BOOL" => DataType::Boolean,
+        "DATE" => DataType::Date32,
+        "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        }
+        "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" => {
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        }
+        _ => {
+            return Err(QueryError::FeatureNotSupported(format!(
+                "type {name} is not supported for source columns; use BIGINT, INTEGER, SMALLINT, DOUBLE PRECISION, REAL, TEXT, BOOLEAN, DATE, TIMESTAMP or TIMESTAMPTZ"
+            )));
+        }
+    })
+}
+
+/// Unquoted identifiers fold to lower case, as in PostgreSQL.
+pub fn normalize_ident(s: &str) -> String {
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        s[1..s.len() - 1].replace("\"\"", "\"")
+    } else {
+        s.to_ascii_lowercase()
+    }
+}
+
+/// The last part of a possibly qualified name (`public.events` is `events`).
+fn object_name(qualified: &str) -> String {
+    normalize_ident(qualified.rsplit('.').next().unwrap_or(qualified))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    fn parse(sql: &str) -> Statement {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn source_table() {
+        let stmt = parse(
+            "CREATE TABLE Events (event_time TIMESTAMPTZ NOT NULL, user_id BIGINT NOT NULL, page TEXT, revenue DOUBLE PRECISION) WITH (topic = 'events', format = 'json', event_time = 'event_time')",
+        );
+        let Some(Ok(CatalogStatement::CreateSource { spec, .. })) = classify(&stmt) else {
+            panic!("not a source")
+        };
+        assert_eq!(spec.name, "events");
+        assert_eq!(spec.topic, "events");
+        assert_eq!(spec.schema.fields().len(), 4);
+        assert!(!spec.schema.field(0).is_nullable());
+        assert!(spec.schema.field(2).is_nullable());
+        assert_eq!(spec.schema.field(3).data_type(), &DataType::Float64);
+    }
+
+    #[test]
+    fn source_table_errors() {
+        let stmt = parse("CREATE TABLE t (a INT) WITH (format = 'json')");
+        assert!(matches!(
+            classify(&stmt),
+            Some(Err(QueryError::InvalidParameter(_)))
+        ));
+        let stmt = parse("CREATE TABLE t (a INT) WITH (topic = 't', event_time = 'a')");
+        assert!(matches!(
+            classify(&stmt),
+            Some(Err(QueryError::InvalidDefinition(_)))
+        ));
+        let stmt = parse("CREATE TABLE t (a INT)");
+        assert!(classify(&stmt).is_none(), "a plain table is DataFusion's");
+    }
+
+    #[test]
+    fn refresh() {
+        let Some(Ok(CatalogStatement::Refresh { name })) =
+            parse_refresh("refresh materialized view Events_Hourly;")
+        else {
+            panic!()
+        };
+        assert_eq!(name, "events_hourly");
+        assert!(parse_refresh("SELECT 1").is_none());
+        assert!(matches!(parse_refresh("REFRESH VIEW x"), Some(Err(_))));
+    }
+}

@@ -1,0 +1,269 @@
+//! The engine: every source and view of one lambdadb process, the consumers that
+//! feed them, and the background work (archiving, scheduled refresh).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use datafusion::prelude::SessionConfig;
+use lambdadb_batch::ViewVersion;
+use lambdadb_common::{Config, SourceSpec};
+use lambdadb_speed::{ConsumerHandle, ConsumerSettings, JsonDecoder, spawn_consumer};
+use tracing::{error, info};
+
+use crate::ddl::CatalogStatement;
+use crate::decompose::decompose;
+use crate::error::{QueryError, Result};
+use crate::source::SourceState;
+use crate::view::ViewState;
+
+pub struct Engine {
+    config: Config,
+    brokers: String,
+    sources: RwLock<BTreeMap<String, Arc<SourceState>>>,
+    views: RwLock<BTreeMap<String, Arc<ViewState>>>,
+    consumers: Mutex<Vec<ConsumerHandle>>,
+}
+
+impl Engine {
+    /// `brokers` is the effective bootstrap list (the embedded broker's in demo mode).
+    pub fn new(config: Config, brokers: String) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            brokers,
+            sources: RwLock::new(BTreeMap::new()),
+            views: RwLock::new(BTreeMap::new()),
+            consumers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// DataFusion settings every session and batch run shares.
+    pub fn session_config(&self) -> SessionConfig {
+        SessionConfig::new()
+            .with_default_catalog_and_schema("lambdadb", "public")
+            .with_information_schema(true)
+            .set_str("datafusion.execution.time_zone", "UTC")
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+    }
+
+    pub fn source(&self, name: &str) -> Option<Arc<SourceState>> {
+        self.sources
+            .read()
+            .expect("sources lock")
+            .get(name)
+            .cloned()
+    }
+
+    pub fn view(&self, name: &str) -> Option<Arc<ViewState>> {
+        self.views.read().expect("views lock").get(name).cloned()
+    }
+
+    pub fn sources(&self) -> Vec<Arc<SourceState>> {
+        self.sources
+            .read()
+            .expect("sources lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn views(&self) -> Vec<Arc<ViewState>> {
+        self.views
+            .read()
+            .expect("views lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Runs a catalog statement; returns the command tag.
+    pub async fn execute(&self, stmt: CatalogStatement) -> Result<String> {
+        match stmt {
+            CatalogStatement::CreateSource {
+                spec,
+                if_not_exists,
+            } => {
+                self.create_source(spec, if_not_exists)?;
+                Ok("CREATE TABLE".into())
+            }
+            CatalogStatement::CreateView {
+                name,
+                query,
+                or_replace,
+                if_not_exists,
+            } => {
+                self.create_view(name, query, or_replace, if_not_exists)
+                    .await?;
+                Ok("CREATE MATERIALIZED VIEW".into())
+            }
+            CatalogStatement::Refresh { name } => {
+                self.refresh(&name).await?;
+                Ok("REFRESH MATERIALIZED VIEW".into())
+            }
+        }
+    }
+
+    /// Declares a source table and starts consuming its topic from the offsets the
+    /// master dataset recorded.
+    pub fn create_source(&self, spec: SourceSpec, if_not_exists: bool) -> Result<()> {
+        if self.source(&spec.name).is_some() || self.view(&spec.name).is_some() {
+            if if_not_exists {
+                return Ok(());
+            }
+            return Err(QueryError::DuplicateObject(format!(
+                "relation \"{}\" already exists",
+                spec.name
+            )));
+        }
+        let decoder =
+            JsonDecoder::try_new(spec.schema.clone()).map_err(QueryError::FeatureNotSupported)?;
+        let state = Arc::new(SourceState::open(
+            spec.clone(),
+            self.data_dir(),
+            self.config.rejected_keep,
+        )?);
+        info!(table = %spec.name, topic = %spec.topic, archived = %state.manifest().watermark, "source table ready");
+        let settings = ConsumerSettings {
+            brokers: self.brokers.clone(),
+            group_id: format!("lambdadb-{}", spec.name),
+            topic: spec.topic.clone(),
+            max_rows: self.config.micro_batch_rows,
+            max_wait: self.config.micro_batch_wait,
+        };
+        let handle = spawn_consumer(settings, decoder, state.clone())
+            .map_err(|e| QueryError::Internal(format!("cannot start the consumer: {e}")))?;
+        self.consumers.lock().expect("consumers lock").push(handle);
+        self.sources
+            .write()
+            .expect("sources lock")
+            .insert(spec.name.clone(), state);
+        Ok(())
+    }
+
+    pub async fn create_view(
+        &self,
+        name: String,
+        query: String,
+        or_replace: bool,
+        if_not_exists: bool,
+    ) -> Result<()> {
+        let exists = self.view(&name).is_some() || self.source(&name).is_some();
+        if exists && if_not_exists {
+            return Ok(());
+        }
+        if exists && !(or_replace && self.view(&name).is_some()) {
+            return Err(QueryError::DuplicateObject(format!(
+                "relation \"{name}\" already exists"
+            )));
+        }
+        let columns = |s: &str| {
+            self.source(s).map(|st| {
+                st.spec
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect()
+            })
+        };
+        let d = decompose(&query, &columns)?;
+        let source = self.source(&d.source).expect("checked by decompose");
+        let view = ViewState::open(
+            name.clone(),
+            query,
+            d,
+            &source,
+            self.data_dir(),
+            self.session_config(),
+        )
+        .await?;
+        let view = Arc::new(view);
+        self.views
+            .write()
+            .expect("views lock")
+            .insert(name.clone(), view.clone());
+        info!(view = %name, version = ?view.current().map(|v| v.version), "materialized view ready");
+        Ok(())
+    }
+
+    pub async fn refresh(&self, name: &str) -> Result<Arc<ViewVersion>> {
+        let view = self.view(name).ok_or_else(|| {
+            QueryError::UndefinedTable(format!("materialized view \"{name}\" does not exist"))
+        })?;
+        let source = self
+            .source(&view.decomposition.source)
+            .ok_or_else(|| QueryError::Internal(format!("source of view {name} vanished")))?;
+        view.refresh(&source).await
+    }
+
+    /// The `.sql` files of `dir` in name order, with their text.
+    pub fn catalog_files(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| {
+                QueryError::Io(format!("cannot read SQL directory {}: {e}", dir.display()))
+            })?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(&f)
+                    .map_err(|e| QueryError::Io(format!("cannot read {}: {e}", f.display())))?;
+                Ok((f, text))
+            })
+            .collect()
+    }
+
+    /// Archives every source on the configured interval and refreshes every view on
+    /// its schedule, until the process ends.
+    pub fn spawn_background(self: &Arc<Self>) {
+        let engine = self.clone();
+        let every = self.config.archive_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));
+            loop {
+                tick.tick().await;
+                for s in engine.sources() {
+                    if let Err(e) = s.archive().await {
+                        error!(table = %s.spec.name, "archiving failed, will retry: {e}");
+                    }
+                }
+            }
+        });
+        if !self.config.refresh_interval.is_zero() {
+            let engine = self.clone();
+            let every = self.config.refresh_interval;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    for v in engine.views() {
+                        if let Err(e) = engine.refresh(&v.name).await {
+                            error!(view = %v.name, "scheduled refresh failed: {e}");
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Stops the consumers (their threads flush what they decoded).
+    pub fn stop(&self) {
+        for c in self.consumers.lock().expect("consumers lock").drain(..) {
+            c.stop();
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Errors of the query layer, each with the SQLSTATE PostgreSQL would send.
+
+use datafusion::error::DataFusionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Syntax(String),
+    #[error("{0}")]
+    UndefinedTable(String),
+    #[error("{0}")]
+    UndefinedColumn(String),
+    #[error("{0}")]
+    UndefinedFunction(String),
+    #[error("{0}")]
+    DuplicateObject(String),
+    #[error("{0}")]
+    InvalidDefinition(String),
+    #[error("{0}")]
+    FeatureNotSupported(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("{0}")]
+    DataException(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, QueryError>;
+
+impl QueryError {
+    /// The PostgreSQL error code for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            QueryError::Syntax(_) => "42601",
+            QueryError::UndefinedTable(_) => "42P01",
+            QueryError::UndefinedColumn(_) => "42703",
+            QueryError::UndefinedFunction(_) => "42883",
+            QueryError::DuplicateObject(_) => "42P07",
+            QueryError::InvalidDefinition(_) => "42P17",
+            QueryError::FeatureNotSupported(_) => "0A000",
+            QueryError::InvalidParameter(_) => "22023",
+            QueryError::DataException(_) => "22000",
+            QueryError::Io(_) => "58030",
+            QueryError::Internal(_) => "XX000",
+        }
+    }
+}
+
+impl From<DataFusionError> for QueryError {
+    fn from(e: DataFusionError) -> Self {
+        classify(&e)
+    }
+}
+
+impl From<lambdadb_batch::BatchError> for QueryError {
+    fn from(e: lambdadb_batch::BatchError) -> Self {
+        match e {
+            lambdadb_batch::BatchError::DataFusion(d) => classify(&d),
+            other => QueryError::Io(other.to_string()),
+        }
+    }
+}
+
+/// Maps a DataFusion error to the PostgreSQL error class a client expects, with a
+/// message in PostgreSQL's words where DataFusion's would confuse a Postgres user.
+pub fn classify(e: &DataFusionError) -> QueryError {
+    let root = e.find_root();
+    let text = root.to_string();
+    let msg = strip_prefixes(&text);
+    match root {
+        DataFusionError::SQL(..) => return QueryError::Syntax(syntax_message(&msg)),
+        DataFusionError::SchemaError(..) if msg.contains("No field named") => {
+            return QueryError::UndefinedColumn(column_message(&msg));
+        }
+        DataFusionError::NotImplemented(_) => return QueryError::FeatureNotSupported(msg),
+        DataFusionError::ArrowError(..) | DataFusionError::Execution(_)
+            if msg.contains("Divide by zero") =>
+        {
+            return QueryError::DataException("division by zero".into());
+        }
+        DataFusionError::ResourcesExhausted(_) => return QueryError::Internal(msg),
+        _ => {}
+    }
+    if let Some(name) = table_not_found(&msg) {
+        return QueryError::UndefinedTable(format!(
+            "relation \"{name}\" does not exist; list the tables with \\dt or SELECT * FROM information_schema.tables"
+        ));
+    }
+    if msg.contains("No field named") {
+        return QueryError::UndefinedColumn(column_message(&msg));
+    }
+    if msg.contains("Invalid function") || msg.contains("function not found") {
+        return QueryError::UndefinedFunction(msg);
+    }
+    if matches!(root, DataFusionError::Plan(_)) {
+        return QueryError::InvalidDefinition(msg);
+    }
+    QueryError::Internal(msg)
+}
+
+fn strip_prefixes(text: &str) -> String {
+    let mut t = text;
+    for p in [
+        "SQL error: ",
+        "Error during planning: ",
+        "Schema error: ",
+        "Execution error: ",
+        "This feature is not implemented: ",
+        "Arrow error: ",
+    ] {
+        if let Some(rest) = t.strip_prefix(p) {
+            t = rest;
+        }
+    }
+    t.trim().to_string()
+}
+
+/// `ParserError("Expected: ..., found: x at Line: 1, Column: 1")` as PostgreSQL words it.
+fn syntax_message(msg: &str) -> String {
+    let inner = msg
+        .strip_prefix("ParserError(\"")
+        .or_else(|| msg.strip_prefix("TokenizerError(\""))
+        .and_then(|m| m.strip_suffix("\")"))
+        .unwrap_or(msg);
+    format!("syntax error: {inner}")
+}
+
+fn table_not_found(msg: &str) -> Option<String> {
+    // DataFusion: "table 'catalog.schema.name' not found"
+    let start = msg.find("table '")? + "table '".len();
+    let rest = &msg[start..];
+    let end = rest.find('\'')?;
+    if !rest[end..].starts_with("' not found") {
+        return None;
+    }
+    Some(
+        rest[..end]
+            .rsplit('.')
+            .next()
+            .unwrap_or(&rest[..end])
+            .to_string(),
+    )
+}
+
+/// "No field named foo. Valid fields are t.a, t.b." into PostgreSQL's wording,
+/// keeping DataFusion's list of valid columns as the hint.
+fn column_message(msg: &str) -> String {
+    let name = msg
+        .split("No field named ")
+        .nth(1)
+        .and_then(|r| r.split(['.', ' ']).next())
+        .unwrap_or("?")
+        .trim_matches('"');
+    match msg.find("Valid fields are") {
+        Some(i) => format!(
+            "column \"{name}\" does not exist; {}",
+            msg[i..]
+                .trim_end_matches('.')
+                .replacen("Valid fields are", "valid columns are", 1)
+        ),
+        None => format!("column \"{name}\" does not exist"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_name_is_extracted() {
+        assert_eq!(
+            table_not_found("table 'lambdadb.public.nope' not found").as_deref(),
+            Some("nope")
+        );
+        assert_eq!(table_not_found("something else"), None);
+    }
+
+    #[test]
+    fn column_message_names_valid_columns() {
+        let m = column_message("No field named nope. Valid fields are events.a, events.b.");
+        assert_eq!(
+            m,
+            "column \"nope\" does not exist; valid columns are events.a, events.b"
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! The unified query layer: source tables and materialized views as DataFusion
+//! tables whose answers merge the batch part (archive, batch view versions) with
+//! the speed part (in-memory rows) exactly at a Kafka offset watermark; the
+//! catalog statements lambdadb adds to SQL; and the per-connection [`Session`].
+//!
+//! Depends on `batch` and `speed`, which never depend on each other; the wire
+//! frontend depends on this crate.
+
+pub mod catalog;
+pub mod ddl;
+pub mod decompose;
+pub mod engine;
+pub mod error;
+pub mod session;
+pub mod source;
+pub mod system;
+pub mod tables;
+pub mod view;
+
+pub use engine::Engine;
+pub use error::{QueryError, Result};
+pub use session::{Outcome, Prepared, SERVER_VERSION, Session};

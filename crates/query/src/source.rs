@@ -1,0 +1,243 @@
+//! The live state of one source table: its archive manifest and its speed rows,
+//! kept under one lock so that every reader sees a consistent pair.
+//!
+//! The seam is exact because both halves are cut at the same offset vector: the
+//! manifest's watermark. The speed table holds rows at or above it (an archive
+//! commit swaps the manifest and prunes the speed rows it covers in one critical
+//! section), so "files of the manifest" plus "all speed rows" is every consumed
+//! event exactly once.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use arrow::record_batch::RecordBatch;
+use lambdadb_batch::{ArchiveInput, Archiver, Manifest};
+use lambdadb_common::{PartitionId, SourceSpec, Watermark};
+use lambdadb_speed::{BatchSink, Rejection, SpeedBatch, SpeedTable};
+use tracing::warn;
+
+use crate::error::Result;
+
+/// A message the decoder refused, as shown in `lambdadb.rejected_messages`.
+#[derive(Debug, Clone)]
+pub struct RejectedMessage {
+    pub partition: PartitionId,
+    pub offset: i64,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+struct Inner {
+    manifest: Arc<Manifest>,
+    speed: SpeedTable,
+}
+
+/// One consistent view of a source.
+#[derive(Clone)]
+pub struct SourceSnapshot {
+    pub manifest: Arc<Manifest>,
+    /// Every consumed row above the manifest's watermark.
+    pub speed: Vec<RecordBatch>,
+    pub consumed: Watermark,
+    pub speed_sequence: u64,
+}
+
+/// Figures for `lambdadb.sources`.
+#[derive(Debug, Clone)]
+pub struct SourceStats {
+    pub archived: Watermark,
+    pub consumed: Watermark,
+    pub high: BTreeMap<PartitionId, i64>,
+    pub archived_rows: u64,
+    pub archived_files: usize,
+    pub archived_bytes: u64,
+    pub speed_rows: usize,
+    pub speed_bytes: usize,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub failed: BTreeMap<PartitionId, String>,
+}
+
+pub struct SourceState {
+    pub spec: SourceSpec,
+    archiver: Archiver,
+    inner: RwLock<Inner>,
+    rejected: Mutex<VecDeque<RejectedMessage>>,
+    rejected_keep: usize,
+    accepted_total: AtomicU64,
+    rejected_total: AtomicU64,
+    failed: Mutex<BTreeMap<PartitionId, String>>,
+    high: Mutex<BTreeMap<PartitionId, i64>>,
+    /// One archive run at a time.
+    archive_lock: tokio::sync::Mutex<()>,
+}
+
+impl SourceState {
+    /// Opens the source's part of the master dataset under `data_dir`.
+    pub fn open(spec: SourceSpec, data_dir: &Path, rejected_keep: usize) -> Result<Self> {
+        let dir = data_dir.join("sources").join(&spec.name);
+        let (archiver, manifest) = Archiver::open(&dir, spec.physical_schema())?;
+        Ok(Self {
+            spec,
+            archiver,
+            inner: RwLock::new(Inner {
+                manifest: Arc::new(manifest),
+                speed: SpeedTable::new(),
+            }),
+            rejected: Mutex::new(VecDeque::new()),
+            rejected_keep,
+            accepted_total: AtomicU64::new(0),
+            rejected_total: AtomicU64::new(0),
+            failed: Mutex::new(BTreeMap::new()),
+            high: Mutex::new(BTreeMap::new()),
+            archive_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.archiver.dir()
+    }
+
+    pub fn snapshot(&self) -> SourceSnapshot {
+        let inner = self.inner.read().expect("source lock");
+        let from = inner.manifest.watermark.clone();
+        SourceSnapshot {
+            manifest: inner.manifest.clone(),
+            speed: inner.speed.rows_from(&from),
+            consumed: inner.speed.consumed(),
+            speed_sequence: inner.speed.sequence(),
+        }
+    }
+
+    /// Archive files at or above `from` (whole files, see `Manifest::files_from`).
+    pub fn files_from(&self, snap: &SourceSnapshot, from: &Watermark) -> Vec<PathBuf> {
+        snap.manifest.files_from(self.dir(), from)
+    }
+
+    pub fn manifest(&self) -> Arc<Manifest> {
+        self.inner.read().expect("source lock").manifest.clone()
+    }
+
+    /// Archives everything consumed so far. Returns the committed manifest.
+    pub async fn archive(self: &Arc<Self>) -> Result<Arc<Manifest>> {
+        let _one_at_a_time = self.archive_lock.lock().await;
+        let (manifest, inputs) = {
+            let inner = self.inner.read().expect("source lock");
+            let archived = &inner.manifest.watermark;
+            let mut inputs = Vec::new();
+            for (p, consumed) in inner.speed.consumed().partitions() {
+                let from = archived.next(p);
+                if consumed <= from {
+                    continue;
+                }
+                let batches = inner.speed.batches_between(p, from, consumed);
+                let Some(first) = batches.first().map(|b| b.first_offset) else {
+                    continue;
+                };
+                inputs.push(ArchiveInput {
+                    partition: p,
+                    first_offset: first,
+                    next_offset: consumed,
+                    batches: batches.into_iter().map(|b| b.rows).collect(),
+                });
+            }
+            (inner.manifest.clone(), inputs)
+        };
+        if inputs.is_empty() {
+            return Ok(manifest);
+        }
+        let archiver = self.archiver.clone();
+        let next = tokio::task::spawn_blocking(move || archiver.archive(&manifest, &inputs))
+            .await
+            .map_err(|e| crate::error::QueryError::Internal(e.to_string()))??;
+        let next = Arc::new(next);
+        let mut inner = self.inner.write().expect("source lock");
+        inner.speed.prune(&next.watermark);
+        inner.manifest = next.clone();
+        Ok(next)
+    }
+
+    pub fn rejected_messages(&self) -> Vec<RejectedMessage> {
+        self.rejected
+            .lock()
+            .expect("rejected lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    pub fn stats(&self) -> SourceStats {
+        let inner = self.inner.read().expect("source lock");
+        SourceStats {
+            archived: inner.manifest.watermark.clone(),
+            consumed: inner.speed.consumed(),
+            high: self.high.lock().expect("high lock").clone(),
+            archived_rows: inner.manifest.rows(),
+            archived_files: inner.manifest.files.len(),
+            archived_bytes: inner.manifest.bytes(),
+            speed_rows: inner.speed.num_rows(),
+            speed_bytes: inner.speed.memory_bytes(),
+            accepted: self.accepted_total.load(Ordering::Relaxed),
+            rejected: self.rejected_total.load(Ordering::Relaxed),
+            failed: self.failed.lock().expect("failed lock").clone(),
+        }
+    }
+}
+
+impl BatchSink for SourceState {
+    fn start_offset(&self, partition: PartitionId) -> Option<i64> {
+        let inner = self.inner.read().expect("source lock");
+        let w = &inner.manifest.watermark;
+        w.partitions()
+            .any(|(p, _)| p == partition)
+            .then(|| w.next(partition))
+    }
+
+    fn publish(&self, batches: Vec<SpeedBatch>, rejected: Vec<Rejection>) {
+        let accepted: usize = batches.iter().map(|b| b.rows.num_rows()).sum();
+        self.accepted_total
+            .fetch_add(accepted as u64, Ordering::Relaxed);
+        if !rejected.is_empty() {
+            self.rejected_total
+                .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+            let now = now_ms();
+            let mut kept = self.rejected.lock().expect("rejected lock");
+            for r in rejected {
+                warn!(table = %self.spec.name, topic = %self.spec.topic, partition = r.partition, offset = r.offset, reason = %r.reason, "rejected message");
+                kept.push_back(RejectedMessage {
+                    partition: r.partition,
+                    offset: r.offset,
+                    reason: r.reason,
+                    at_ms: now,
+                });
+                while kept.len() > self.rejected_keep {
+                    kept.pop_front();
+                }
+            }
+        }
+        let mut inner = self.inner.write().expect("source lock");
+        for b in batches {
+            inner.speed.append(b);
+        }
+    }
+
+    fn partition_failed(&self, partition: PartitionId, reason: String) {
+        self.failed
+            .lock()
+            .expect("failed lock")
+            .insert(partition, reason);
+    }
+
+    fn high_watermark(&self, partition: PartitionId, high: i64) {
+        self.high.lock().expect("high lock").insert(partition, high);
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,245 @@
+//! One Kafka consumer per source table, on its own thread.
+//!
+//! Partitions are assigned explicitly (`assign`, no group rebalancing) at the
+//! offsets lambdadb recorded itself, with `auto.offset.reset=error`: if the broker
+//! no longer has the recorded offset (a new broker, a recreated topic, retention
+//! overtaking us) the partition stops and the error is reported loudly instead of
+//! silently skipping or re-reading data. Group commits are sent as progress
+//! reports for operators' lag tooling; nothing reads them back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::{Offset as KOffset, TopicPartitionList};
+use tracing::{debug, error, info, warn};
+
+use crate::decode::{JsonDecoder, RawMessage, Rejection};
+use crate::table::SpeedBatch;
+use lambdadb_common::PartitionId;
+
+/// Where decoded micro-batches go (the query layer's source state).
+pub trait BatchSink: Send + Sync + 'static {
+    /// Next offset to consume for `partition`, as recorded by lambdadb, or `None`
+    /// to start at the earliest offset the broker has.
+    fn start_offset(&self, partition: PartitionId) -> Option<i64>;
+    /// Micro-batches (one per partition) and the messages rejected in them.
+    fn publish(&self, batches: Vec<SpeedBatch>, rejected: Vec<Rejection>);
+    /// A partition stopped; `reason` says why and what to do.
+    fn partition_failed(&self, partition: PartitionId, reason: String);
+    /// The broker's high watermark of a partition, when known.
+    fn high_watermark(&self, _partition: PartitionId, _high: i64) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub brokers: String,
+    pub group_id: String,
+    pub topic: String,
+    pub max_rows: usize,
+    pub max_wait: Duration,
+}
+
+/// Stops the consumer thread when dropped or on [`ConsumerHandle::stop`].
+pub struct ConsumerHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ConsumerHandle {
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ConsumerHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+pub fn spawn_consumer(
+    settings: ConsumerSettings,
+    decoder: JsonDecoder,
+    sink: Arc<dyn BatchSink>,
+) -> std::io::Result<ConsumerHandle> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("consume-{}", settings.topic))
+        .spawn(move || {
+            if let Err(e) = run(&settings, &decoder, sink.as_ref(), &flag) {
+                error!(topic = %settings.topic, "consumer stopped: {e}");
+            }
+        })?;
+    Ok(ConsumerHandle {
+        stop,
+        thread: Some(thread),
+    })
+}
+
+fn run(
+    s: &ConsumerSettings,
+    decoder: &JsonDecoder,
+    sink: &dyn BatchSink,
+    stop: &AtomicBool,
+) -> Result<(), KafkaError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("group.id", &s.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "error")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "10")
+        .set("socket.keepalive.enable", "true")
+        .create()?;
+
+    let mut assigned: BTreeMap<PartitionId, ()> = BTreeMap::new();
+    let mut position: BTreeMap<PartitionId, i64> = BTreeMap::new();
+    let mut failed: BTreeMap<PartitionId, ()> = BTreeMap::new();
+    let mut last_metadata = Instant::now() - Duration::from_secs(3600);
+    let mut last_commit = Instant::now();
+    let mut pending: Vec<RawMessage> = Vec::with_capacity(s.max_rows);
+    let mut batch_started: Option<Instant> = None;
+
+    while !stop.load(Ordering::SeqCst) {
+        // Pick up the topic once it exists, and partitions added later.
+        if last_metadata.elapsed() > Duration::from_secs(if assigned.is_empty() { 1 } else { 10 }) {
+            last_metadata = Instant::now();
+            match partitions_of(&consumer, &s.topic) {
+                Ok(parts) => {
+                    let new: Vec<PartitionId> = parts
+                        .into_iter()
+                        .filter(|p| !assigned.contains_key(p))
+                        .collect();
+                    if !new.is_empty() {
+                        let mut tpl = TopicPartitionList::new();
+                        for p in &new {
+                            let off = match sink.start_offset(*p) {
+                                Some(o) => KOffset::Offset(o),
+                                None => KOffset::Beginning,
+                            };
+                            tpl.add_partition_offset(&s.topic, *p, off)?;
+                            assigned.insert(*p, ());
+                        }
+                        consumer.incremental_assign(&tpl)?;
+                        info!(topic = %s.topic, partitions = ?new, "assigned partitions");
+                    }
+                }
+                Err(e) => debug!(topic = %s.topic, "topic metadata not available yet: {e}"),
+            }
+        }
+
+        match consumer.poll(Duration::from_millis(5)) {
+            Some(Ok(m)) => {
+                pending.push(RawMessage {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                });
+                batch_started.get_or_insert_with(Instant::now);
+            }
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange))) => {
+                // The error does not say which partition: find the ones whose recorded
+                // offset the broker cannot serve.
+                flush(&mut pending, decoder, sink, &mut position);
+                for p in assigned.keys() {
+                    if failed.contains_key(p) {
+                        continue;
+                    }
+                    let want = position.get(p).copied().or_else(|| sink.start_offset(*p));
+                    let Some(want) = want else { continue };
+                    if let Ok((low, high)) =
+                        consumer.fetch_watermarks(&s.topic, *p, Duration::from_secs(5))
+                        && (want > high || want < low)
+                    {
+                        let reason = format!(
+                            "topic {} partition {p}: lambdadb recorded offset {want} but the broker holds offsets {low}..{high}. \
+                             The broker's offsets went backwards (a new broker or a recreated topic) or retention deleted unconsumed data. \
+                             This partition is stopped so that nothing is dropped or counted twice; the archived data keeps serving. \
+                             Point lambdadb at the original broker, or start it with a new data directory to re-ingest this topic.",
+                            s.topic
+                        );
+                        error!("{reason}");
+                        sink.partition_failed(*p, reason);
+                        failed.insert(*p, ());
+                    }
+                }
+            }
+            Some(Err(e)) => warn!(topic = %s.topic, "consume error: {e}"),
+            None => {}
+        }
+
+        let due = batch_started.is_some_and(|t| t.elapsed() >= s.max_wait);
+        if pending.len() >= s.max_rows || (due && !pending.is_empty()) {
+            flush(&mut pending, decoder, sink, &mut position);
+            batch_started = None;
+        }
+
+        if last_commit.elapsed() > Duration::from_secs(5) && !position.is_empty() {
+            last_commit = Instant::now();
+            let mut tpl = TopicPartitionList::new();
+            for (p, o) in &position {
+                let _ = tpl.add_partition_offset(&s.topic, *p, KOffset::Offset(*o));
+            }
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                debug!(topic = %s.topic, "progress commit failed (harmless): {e}");
+            }
+        }
+    }
+    flush(&mut pending, decoder, sink, &mut position);
+    Ok(())
+}
+
+fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<PartitionId>, String> {
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let t = md.topics().first().ok_or("no such topic")?;
+    if let Some(err) = t.error() {
+        return Err(format!("{err:?}"));
+    }
+    Ok(t.partitions().iter().map(|p| p.id()).collect())
+}
+
+/// Decodes the pending messages into one micro-batch per partition and publishes them.
+fn flush(
+    pending: &mut Vec<RawMessage>,
+    decoder: &JsonDecoder,
+    sink: &dyn BatchSink,
+    position: &mut BTreeMap<PartitionId, i64>,
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let mut by_partition: BTreeMap<PartitionId, Vec<RawMessage>> = BTreeMap::new();
+    for m in pending.drain(..) {
+        by_partition.entry(m.partition).or_default().push(m);
+    }
+    let mut batches = Vec::with_capacity(by_partition.len());
+    let mut rejected = Vec::new();
+    for (p, msgs) in by_partition {
+        let first = msgs.first().expect("non-empty").offset;
+        let last = msgs.last().expect("non-empty").offset;
+        let (rows, mut rej) = decoder.decode(&msgs);
+        rejected.append(&mut rej);
+        position.insert(p, last + 1);
+        batches.push(SpeedBatch {
+            partition: p,
+            first_offset: first,
+            next_offset: last + 1,
+            rows: Arc::new(rows),
+        });
+    }
+    sink.publish(batches, rejected);
+}

@@ -1,0 +1,385 @@
+//! JSON messages to Arrow rows of a declared schema.
+//!
+//! Each message is validated whole before any of its fields is appended, so a bad
+//! message never leaves a half-written row: it becomes a [`Rejection`] carrying its
+//! partition, offset and the reason, and decoding goes on with the next message.
+//! Field names are column names; unknown fields are ignored (producers add fields
+//! before consumers learn them); a missing or `null` field is NULL when the column
+//! is nullable and a rejection otherwise. Timestamps are RFC 3339 strings or epoch
+//! milliseconds.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder,
+    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use lambdadb_common::{PartitionId, physical_schema};
+use serde_json::Value;
+
+/// One consumed Kafka message.
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    pub partition: PartitionId,
+    pub offset: i64,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// A message that could not be decoded, kept for `lambdadb.rejected_messages`.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub partition: PartitionId,
+    pub offset: i64,
+    pub reason: String,
+}
+
+/// Decodes JSON messages of one source into record batches of its physical schema
+/// (declared columns, then `_partition` and `_offset`).
+#[derive(Debug, Clone)]
+pub struct JsonDecoder {
+    declared: SchemaRef,
+    physical: SchemaRef,
+}
+
+enum Cell {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    /// Microseconds since the epoch (timestamps) or days (dates).
+    Time(i64),
+}
+
+impl JsonDecoder {
+    pub fn try_new(declared: SchemaRef) -> Result<Self, String> {
+        for f in declared.fields() {
+            if !supported(f.data_type()) {
+                return Err(format!(
+                    "column {} has type {}, which JSON sources do not support yet; use BIGINT, INTEGER, SMALLINT, DOUBLE PRECISION, REAL, BOOLEAN, TEXT, DATE, TIMESTAMP or TIMESTAMPTZ",
+                    f.name(),
+                    f.data_type()
+                ));
+            }
+        }
+        Ok(Self {
+            physical: physical_schema(&declared),
+            declared,
+        })
+    }
+
+    pub fn physical_schema(&self) -> SchemaRef {
+        self.physical.clone()
+    }
+
+    /// Decodes `messages` (all of one partition or mixed) into one batch of accepted
+    /// rows plus the rejections. The batch may have zero rows.
+    pub fn decode(&self, messages: &[RawMessage]) -> (RecordBatch, Vec<Rejection>) {
+        let fields = self.declared.fields();
+        let mut columns: Vec<ColumnBuilder> = fields
+            .iter()
+            .map(|f| ColumnBuilder::new(f.data_type(), messages.len()))
+            .collect();
+        let mut partitions = Int32Builder::with_capacity(messages.len());
+        let mut offsets = Int64Builder::with_capacity(messages.len());
+        let mut rejected = Vec::new();
+        let mut row: Vec<Cell> = Vec::with_capacity(fields.len());
+        for m in messages {
+            row.clear();
+            match self.decode_row(m, &mut row) {
+                Ok(()) => {
+                    for (b, c) in columns.iter_mut().zip(row.drain(..)) {
+                        b.append(c);
+                    }
+                    partitions.append_value(m.partition);
+                    offsets.append_value(m.offset);
+                }
+                Err(reason) => rejected.push(Rejection {
+                    partition: m.partition,
+                    offset: m.offset,
+                    reason,
+                }),
+            }
+        }
+        let mut arrays: Vec<ArrayRef> = columns.into_iter().map(ColumnBuilder::finish).collect();
+        arrays.push(Arc::new(partitions.finish()));
+        arrays.push(Arc::new(offsets.finish()));
+        let batch = RecordBatch::try_new(self.physical.clone(), arrays)
+            .expect("builders follow the physical schema");
+        (batch, rejected)
+    }
+
+    fn decode_row(&self, m: &RawMessage, row: &mut Vec<Cell>) -> Result<(), String> {
+        let payload = m.payload.as_deref().ok_or("message has no value")?;
+        let value: Value =
+            serde_json::from_slice(payload).map_err(|e| format!("not valid JSON: {e}"))?;
+        let Value::Object(obj) = value else {
+            return Err("JSON value is not an object".into());
+        };
+        for f in self.declared.fields() {
+            let cell = match obj.get(f.name()) {
+                None | Some(Value::Null) => Cell::Null,
+                Some(v) => {
+                    convert(v, f.data_type()).map_err(|e| format!("field \"{}\": {e}", f.name()))?
+                }
+            };
+            if matches!(cell, Cell::Null) && !f.is_nullable() {
+                return Err(format!(
+                    "field \"{}\" is missing or null, but the column is NOT NULL",
+                    f.name()
+                ));
+            }
+            row.push(cell);
+        }
+        Ok(())
+    }
+}
+
+fn supported(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Boolean
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Utf8
+            | DataType::Date32
+            | DataType::Timestamp(TimeUnit::Microsecond, _)
+    )
+}
+
+fn convert(v: &Value, t: &DataType) -> Result<Cell, String> {
+    let wrong = || format!("expected {}, found {}", type_word(t), json_kind(v));
+    Ok(match t {
+        DataType::Boolean => Cell::Bool(v.as_bool().ok_or_else(wrong)?),
+        DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            let n = v.as_i64().ok_or_else(wrong)?;
+            let (lo, hi) = match t {
+                DataType::Int16 => (i16::MIN as i64, i16::MAX as i64),
+                DataType::Int32 => (i32::MIN as i64, i32::MAX as i64),
+                _ => (i64::MIN, i64::MAX),
+            };
+            if n < lo || n > hi {
+                return Err(format!("{n} is out of range for {}", type_word(t)));
+            }
+            Cell::Int(n)
+        }
+        DataType::Float32 | DataType::Float64 => Cell::Float(v.as_f64().ok_or_else(wrong)?),
+        DataType::Utf8 => Cell::Text(v.as_str().ok_or_else(wrong)?.to_string()),
+        DataType::Date32 => {
+            let s = v.as_str().ok_or_else(wrong)?;
+            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map_err(|e| format!("'{s}' is not a date (YYYY-MM-DD): {e}"))?;
+            Cell::Time(d.signed_duration_since(NaiveDate::default()).num_days())
+        }
+        DataType::Timestamp(_, _) => Cell::Time(timestamp_micros(v).ok_or_else(|| {
+            format!(
+                "expected an RFC 3339 timestamp or epoch milliseconds, found {}",
+                json_kind(v)
+            )
+        })?),
+        _ => return Err(wrong()),
+    })
+}
+
+/// RFC 3339 text (a space may replace the `T`; text without an offset is UTC) or a
+/// number of milliseconds since the epoch.
+fn timestamp_micros(v: &Value) -> Option<i64> {
+    if let Some(ms) = v.as_i64() {
+        return ms.checked_mul(1000);
+    }
+    if let Some(ms) = v.as_f64() {
+        return Some((ms * 1000.0).round() as i64);
+    }
+    let s = v.as_str()?;
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    let spaced = s.replacen(' ', "T", 1);
+    if let Ok(t) = DateTime::parse_from_rfc3339(&spaced) {
+        return Some(t.timestamp_micros());
+    }
+    NaiveDateTime::parse_from_str(&spaced, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
+fn type_word(t: &DataType) -> &'static str {
+    match t {
+        DataType::Boolean => "a boolean",
+        DataType::Int16 => "a smallint",
+        DataType::Int32 => "an integer",
+        DataType::Int64 => "a bigint",
+        DataType::Float32 | DataType::Float64 => "a number",
+        DataType::Utf8 => "a string",
+        DataType::Date32 => "a date string",
+        _ => "a timestamp",
+    }
+}
+
+fn json_kind(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) if s.len() > 40 => {
+            format!("string \"{}...\"", &s[..s.floor_char_boundary(40)])
+        }
+        Value::String(s) => format!("string \"{s}\""),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+enum ColumnBuilder {
+    Bool(BooleanBuilder),
+    I16(Int16Builder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    F32(Float32Builder),
+    F64(Float64Builder),
+    Text(StringBuilder),
+    Date(Date32Builder),
+    Ts(TimestampMicrosecondBuilder, Option<Arc<str>>),
+}
+
+impl ColumnBuilder {
+    fn new(t: &DataType, n: usize) -> Self {
+        match t {
+            DataType::Boolean => Self::Bool(BooleanBuilder::with_capacity(n)),
+            DataType::Int16 => Self::I16(Int16Builder::with_capacity(n)),
+            DataType::Int32 => Self::I32(Int32Builder::with_capacity(n)),
+            DataType::Int64 => Self::I64(Int64Builder::with_capacity(n)),
+            DataType::Float32 => Self::F32(Float32Builder::with_capacity(n)),
+            DataType::Float64 => Self::F64(Float64Builder::with_capacity(n)),
+            DataType::Utf8 => Self::Text(StringBuilder::with_capacity(n, n * 16)),
+            DataType::Date32 => Self::Date(Date32Builder::with_capacity(n)),
+            DataType::Timestamp(_, tz) => {
+                Self::Ts(TimestampMicrosecondBuilder::with_capacity(n), tz.clone())
+            }
+            other => unreachable!("checked by JsonDecoder::try_new: {other}"),
+        }
+    }
+
+    fn append(&mut self, c: Cell) {
+        match (self, c) {
+            (Self::Bool(b), Cell::Bool(v)) => b.append_value(v),
+            (Self::I16(b), Cell::Int(v)) => b.append_value(v as i16),
+            (Self::I32(b), Cell::Int(v)) => b.append_value(v as i32),
+            (Self::I64(b), Cell::Int(v)) => b.append_value(v),
+            (Self::F32(b), Cell::Float(v)) => b.append_value(v as f32),
+            (Self::F64(b), Cell::Float(v)) => b.append_value(v),
+            (Self::Text(b), Cell::Text(v)) => b.append_value(v),
+            (Self::Date(b), Cell::Time(v)) => b.append_value(v as i32),
+            (Self::Ts(b, _), Cell::Time(v)) => b.append_value(v),
+            (b, _) => b.append_null(),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Self::Bool(b) => b.append_null(),
+            Self::I16(b) => b.append_null(),
+            Self::I32(b) => b.append_null(),
+            Self::I64(b) => b.append_null(),
+            Self::F32(b) => b.append_null(),
+            Self::F64(b) => b.append_null(),
+            Self::Text(b) => b.append_null(),
+            Self::Date(b) => b.append_null(),
+            Self::Ts(b, _) => b.append_null(),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Self::Bool(mut b) => Arc::new(b.finish()),
+            Self::I16(mut b) => Arc::new(b.finish()),
+            Self::I32(mut b) => Arc::new(b.finish()),
+            Self::I64(mut b) => Arc::new(b.finish()),
+            Self::F32(mut b) => Arc::new(b.finish()),
+            Self::F64(mut b) => Arc::new(b.finish()),
+            Self::Text(mut b) => Arc::new(b.finish()),
+            Self::Date(mut b) => Arc::new(b.finish()),
+            Self::Ts(mut b, tz) => Arc::new(b.finish().with_timezone_opt(tz)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Field, Int64Type, Schema, TimestampMicrosecondType};
+
+    fn decoder() -> JsonDecoder {
+        let schema = Schema::new(vec![
+            Field::new(
+                "event_time",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("user_id", DataType::Int64, false),
+            Field::new("page", DataType::Utf8, true),
+            Field::new("duration_ms", DataType::Int32, true),
+        ]);
+        JsonDecoder::try_new(Arc::new(schema)).unwrap()
+    }
+
+    fn msg(offset: i64, text: &str) -> RawMessage {
+        RawMessage {
+            partition: 2,
+            offset,
+            payload: Some(text.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn decodes_good_rows_and_rejects_bad_ones() {
+        let d = decoder();
+        let msgs = vec![
+            msg(
+                10,
+                r#"{"event_time":"2026-01-01T00:00:00Z","user_id":1,"page":"/a"}"#,
+            ),
+            msg(11, "not json"),
+            msg(
+                12,
+                r#"{"event_time":1767225600000,"user_id":2,"duration_ms":5,"extra":1}"#,
+            ),
+            msg(13, r#"{"event_time":"2026-01-01T00:00:00Z","user_id":"x"}"#),
+            msg(14, r#"{"user_id":3}"#),
+            msg(
+                15,
+                r#"{"event_time":"2026-01-01 01:00:00","user_id":4,"duration_ms":99999999999}"#,
+            ),
+        ];
+        let (batch, rejected) = d.decode(&msgs);
+        assert_eq!(batch.num_rows(), 2);
+        let offsets: Vec<i64> = rejected.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![11, 13, 14, 15]);
+        assert!(rejected[0].reason.contains("not valid JSON"));
+        assert!(
+            rejected[1].reason.contains("user_id"),
+            "{}",
+            rejected[1].reason
+        );
+        assert!(rejected[2].reason.contains("NOT NULL"));
+        assert!(rejected[3].reason.contains("out of range"));
+        let ts = batch.column(0).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(ts.value(0), 1_767_225_600_000_000);
+        assert_eq!(
+            ts.value(1),
+            1_767_225_600_000_000,
+            "epoch millis equal RFC 3339"
+        );
+        assert!(batch.column(2).is_null(1), "missing nullable field is NULL");
+        let off = batch.column(5).as_primitive::<Int64Type>();
+        assert_eq!((off.value(0), off.value(1)), (10, 12));
+        assert_eq!(batch.schema().field(4).name(), "_partition");
+    }
+}

@@ -1,0 +1,252 @@
+//! Per-connection protocol handlers: startup, simple query and extended query,
+//! all over one [`Session`].
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{Sink, StreamExt, stream};
+use lambdadb_query::{Outcome, Prepared, SERVER_VERSION, Session};
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tracing::debug;
+
+use crate::encode::{encode_batch, field_infos, pg_type};
+use crate::error::{datafusion_to_pgwire, fatal, query_error, to_pgwire};
+use crate::params::bind_params;
+
+/// Everything one connection needs; built per accepted socket.
+pub struct Handler {
+    session: Arc<Session>,
+    parser: Arc<StatementParser>,
+    params: DefaultServerParameterProvider,
+    pids: RandomPidSecretKeyGenerator,
+}
+
+impl Handler {
+    pub fn new(session: Session) -> Self {
+        let session = Arc::new(session);
+        let mut params = DefaultServerParameterProvider::default();
+        params.server_version =
+            format!("{SERVER_VERSION} (lambdadb {})", env!("CARGO_PKG_VERSION"));
+        params.time_zone = "UTC".into();
+        Self {
+            parser: Arc::new(StatementParser {
+                session: session.clone(),
+            }),
+            session,
+            params,
+            pids: RandomPidSecretKeyGenerator::default(),
+        }
+    }
+}
+
+/// Factory handed to pgwire; one per connection, so nothing is shared by accident.
+pub struct Handlers(pub Arc<Handler>);
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.0.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.0.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.0.clone()
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Handler {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(ref startup) = message {
+            protocol_negotiation(client, startup).await?;
+            save_startup_parameters_to_metadata(client, startup);
+            let config = self.session.engine().config();
+            let user = client.metadata().get("user").cloned().unwrap_or_default();
+            let database = client
+                .metadata()
+                .get("database")
+                .cloned()
+                .unwrap_or_else(|| user.clone());
+            if user != config.user {
+                return Err(fatal(
+                    "28000",
+                    format!(
+                        "role \"{user}\" does not exist; connect as user \"{}\"",
+                        config.user
+                    ),
+                ));
+            }
+            if database != config.database {
+                return Err(fatal(
+                    "3D000",
+                    format!(
+                        "database \"{database}\" does not exist; connect to database \"{}\"",
+                        config.database
+                    ),
+                ));
+            }
+            let (pid, key) = self.pids.generate(client);
+            client.set_pid_and_secret_key(pid, key);
+            finish_authentication(client, &self.params).await?;
+            debug!(user, database, "session started");
+        }
+        Ok(())
+    }
+}
+
+fn rows_response(outcome: Outcome, format: &Format) -> Response {
+    match outcome {
+        Outcome::Rows { schema, stream } => {
+            let fields: Arc<Vec<FieldInfo>> = Arc::new(field_infos(&schema, format));
+            let encode_with = fields.clone();
+            let rows = stream
+                .map(move |batch| {
+                    let encoded = batch
+                        .map_err(datafusion_to_pgwire)
+                        .and_then(|b| encode_batch(&b, &encode_with));
+                    match encoded {
+                        Ok(rows) => stream::iter(rows.into_iter().map(Ok).collect::<Vec<_>>()),
+                        Err(e) => stream::iter(vec![Err(e)]),
+                    }
+                })
+                .flatten();
+            Response::Query(QueryResponse::new(fields, rows))
+        }
+        Outcome::Command(tag) if tag.is_empty() => Response::EmptyQuery,
+        Outcome::Command(tag) => {
+            let tag = match tag.as_str() {
+                "CREATE MATERIALIZED VIEW" => Tag::new("SELECT").with_rows(0),
+                "REFRESH MATERIALIZED VIEW" => Tag::new("REFRESH MATERIALIZED VIEW"),
+                other => Tag::new(other),
+            };
+            Response::Execution(tag)
+        }
+        Outcome::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+        Outcome::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
+        Outcome::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Handler {
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let results = self.session.execute_all(query).await;
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
+                Ok(o) => rows_response(o, &Format::UnifiedText),
+                Err(e) => Response::Error(Box::new(query_error(e))),
+            })
+            .collect())
+    }
+}
+
+/// Parses (and plans) statements for the extended protocol.
+pub struct StatementParser {
+    session: Arc<Session>,
+}
+
+#[async_trait]
+impl QueryParser for StatementParser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        match self.session.prepare(sql).await.map_err(to_pgwire)? {
+            Prepared::Empty => Ok(None),
+            p => Ok(Some(p)),
+        }
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(self
+            .session
+            .parameter_types(stmt)
+            .map_err(to_pgwire)?
+            .iter()
+            .map(|t| t.as_ref().map(pg_type).unwrap_or(Type::UNKNOWN))
+            .collect())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let schema = self.session.result_schema(stmt);
+        Ok(field_infos(&schema, format.unwrap_or(&Format::UnifiedText)))
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Handler {
+    type Statement = Prepared;
+    type QueryParser = StatementParser;
+
+    fn query_parser(&self) -> Arc<StatementParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let stmt = &portal.statement.statement;
+        let expected = self.session.parameter_types(stmt).map_err(to_pgwire)?;
+        let params = bind_params(portal, &expected).map_err(to_pgwire)?;
+        let fresh = self.session.replan(stmt).await.map_err(to_pgwire)?;
+        let outcome = self
+            .session
+            .execute(&fresh, params)
+            .await
+            .map_err(to_pgwire)?;
+        Ok(rows_response(outcome, &portal.result_column_format))
+    }
+}

@@ -1,0 +1,10 @@
+//! The Postgres wire frontend (pgwire): startup, simple and extended query
+//! protocol, text and binary results, SQLSTATE errors. Depends on the query layer.
+
+pub mod encode;
+pub mod error;
+pub mod handler;
+pub mod params;
+pub mod server;
+
+pub use server::serve;
