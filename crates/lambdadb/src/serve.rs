@@ -63,8 +63,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(config, addr))
 }
 
-async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
+async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
     let embedded = config.brokers.trim().is_empty();
+    if embedded {
+        // The embedded broker keeps its log in memory and starts at offset 0 on
+        // every run, so an archive from an earlier run cannot be continued (its
+        // offsets would seem to go backwards). Demo mode therefore starts afresh in
+        // a subdirectory of its own, leaving real data directories alone.
+        config.data_dir = config.data_dir.join("embedded");
+        if config.data_dir.exists() {
+            info!(dir = %config.data_dir.display(), "embedded mode: clearing the previous demo run's data");
+            std::fs::remove_dir_all(&config.data_dir)
+                .with_context(|| format!("cannot clear {}", config.data_dir.display()))?;
+        }
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
     let brokers = if embedded {
         let b = crate::embedded::start("events", config.demo_partitions)?;
         info!(brokers = %b, "started the embedded Kafka broker (in memory; produce to it with `lambdadb produce --brokers {b} --topic events`)");

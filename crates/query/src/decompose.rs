@@ -170,6 +170,11 @@ pub fn decompose(
         groups.push(resolved);
     }
     let group_texts: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    if groups.is_empty() && !items.iter().any(|(e, _)| has_aggregate(e)) {
+        return Err(refuse(
+            "a materialized view needs GROUP BY or an aggregate; for a filter or projection of the raw events use a plain view (CREATE VIEW)",
+        ));
+    }
 
     let mut rw = Rewriter {
         groups: &group_texts,
@@ -179,7 +184,6 @@ pub fn decompose(
     };
     let mut merge_items = Vec::with_capacity(items.len());
     let mut columns = Vec::with_capacity(items.len());
-    let mut any_aggregate = false;
     for (expr, alias) in items {
         let name = match &alias {
             Some(a) => normalize_ident(&a.to_string()),
@@ -190,13 +194,11 @@ pub fn decompose(
                 "column \"{name}\" specified more than once; give the select items distinct aliases"
             )));
         }
-        let before = rw.merges.len();
         let mut e = expr.clone();
         let _ = e.visit(&mut rw);
         if let Some(err) = rw.error.take() {
             return Err(err);
         }
-        any_aggregate |= rw.merges.len() > before;
         merge_items.push(format!("{} AS {}", rw.expand(&e.to_string()), quote(&name)));
         columns.push(name);
     }
@@ -211,11 +213,6 @@ pub fn decompose(
         }
         None => String::new(),
     };
-    if !any_aggregate && groups.is_empty() {
-        return Err(refuse(
-            "a materialized view needs GROUP BY or an aggregate; for a filter or projection of the raw events use a plain view (CREATE VIEW)",
-        ));
-    }
 
     let mut partial_items: Vec<String> = group_texts
         .iter()
@@ -252,6 +249,57 @@ pub fn decompose(
         columns,
     })
 }
+
+/// Whether `e` calls an aggregate function (outside a window).
+fn has_aggregate(e: &Expr) -> bool {
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(e, |x| {
+        if let Expr::Function(f) = x
+            && f.over.is_none()
+        {
+            let name = f.name.to_string().to_ascii_lowercase();
+            found |= AGGREGATES.contains(&name.as_str());
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// Aggregate names recognised in definitions (supported or refused with advice).
+const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "mean",
+    "bool_and",
+    "bool_or",
+    "median",
+    "percentile_cont",
+    "percentile_disc",
+    "mode",
+    "approx_distinct",
+    "approx_percentile_cont",
+    "approx_median",
+    "array_agg",
+    "string_agg",
+    "first_value",
+    "last_value",
+    "stddev",
+    "stddev_samp",
+    "stddev_pop",
+    "variance",
+    "var_samp",
+    "var_pop",
+    "corr",
+    "covar_samp",
+    "covar_pop",
+    "any_value",
+    "bit_and",
+    "bit_or",
+    "bit_xor",
+];
 
 fn refuse(msg: &str) -> QueryError {
     QueryError::FeatureNotSupported(msg.to_string())

@@ -13,10 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
 use rdkafka::{Offset as KOffset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
@@ -87,13 +89,46 @@ pub fn spawn_consumer(
     })
 }
 
+/// Collects the high watermarks that Fetch responses carry (via librdkafka's
+/// statistics): unlike ListOffsets, every Kafka-protocol broker reports them.
+#[derive(Default)]
+struct StatsContext {
+    high: Arc<std::sync::Mutex<BTreeMap<PartitionId, i64>>>,
+}
+
+impl ClientContext for StatsContext {
+    fn stats(&self, stats: Statistics) {
+        let mut high = self.high.lock().expect("stats lock");
+        for topic in stats.topics.values() {
+            for (p, part) in &topic.partitions {
+                if *p >= 0 && part.hi_offset >= 0 {
+                    high.insert(*p, part.hi_offset);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for StatsContext {}
+
+fn backwards_reason(topic: &str, p: PartitionId, want: i64, high: i64) -> String {
+    format!(
+        "topic {topic} partition {p}: lambdadb recorded offset {want} but the broker's log ends at offset {high}. \
+         The broker's offsets went backwards (a new broker or a recreated topic). \
+         This partition is stopped so that nothing is dropped or counted twice; the archived data keeps serving. \
+         Point lambdadb at the original broker, or start it with a new data directory to ingest this topic afresh."
+    )
+}
+
 fn run(
     s: &ConsumerSettings,
     decoder: &JsonDecoder,
     sink: &dyn BatchSink,
     stop: &AtomicBool,
 ) -> Result<(), KafkaError> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let context = StatsContext::default();
+    let high_marks = context.high.clone();
+    let consumer: BaseConsumer<StatsContext> = ClientConfig::new()
         .set("bootstrap.servers", &s.brokers)
         .set("group.id", &s.group_id)
         .set("enable.auto.commit", "false")
@@ -102,7 +137,8 @@ fn run(
         .set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", "10")
         .set("socket.keepalive.enable", "true")
-        .create()?;
+        .set("statistics.interval.ms", "1000")
+        .create_with_context(context)?;
 
     let mut assigned: BTreeMap<PartitionId, ()> = BTreeMap::new();
     let mut position: BTreeMap<PartitionId, i64> = BTreeMap::new();
@@ -111,6 +147,7 @@ fn run(
     let mut last_commit = Instant::now();
     let mut pending: Vec<RawMessage> = Vec::with_capacity(s.max_rows);
     let mut batch_started: Option<Instant> = None;
+    let mut last_high_check = Instant::now();
 
     while !stop.load(Ordering::SeqCst) {
         // Pick up the topic once it exists, and partitions added later.
@@ -140,6 +177,30 @@ fn run(
             }
         }
 
+        if last_high_check.elapsed() > Duration::from_millis(500) {
+            last_high_check = Instant::now();
+            let high = high_marks.lock().expect("stats lock").clone();
+            for (p, h) in high {
+                sink.high_watermark(p, h);
+                // Before anything of p was consumed, the recorded start must lie
+                // within the broker's log; once consuming, offsets come from it.
+                if position.contains_key(&p) || failed.contains_key(&p) {
+                    continue;
+                }
+                if let Some(want) = sink.start_offset(p).filter(|w| *w > h) {
+                    let reason = backwards_reason(&s.topic, p, want, h);
+                    error!("{reason}");
+                    sink.partition_failed(p, reason);
+                    failed.insert(p, ());
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(&s.topic, p);
+                    if let Err(e) = consumer.incremental_unassign(&tpl) {
+                        warn!(topic = %s.topic, partition = p, "cannot stop fetching: {e}");
+                    }
+                }
+            }
+        }
+
         match consumer.poll(Duration::from_millis(5)) {
             Some(Ok(m)) => {
                 pending.push(RawMessage {
@@ -163,13 +224,16 @@ fn run(
                         consumer.fetch_watermarks(&s.topic, *p, Duration::from_secs(5))
                         && (want > high || want < low)
                     {
-                        let reason = format!(
-                            "topic {} partition {p}: lambdadb recorded offset {want} but the broker holds offsets {low}..{high}. \
-                             The broker's offsets went backwards (a new broker or a recreated topic) or retention deleted unconsumed data. \
-                             This partition is stopped so that nothing is dropped or counted twice; the archived data keeps serving. \
-                             Point lambdadb at the original broker, or start it with a new data directory to re-ingest this topic.",
-                            s.topic
-                        );
+                        let reason = if want > high {
+                            backwards_reason(&s.topic, *p, want, high)
+                        } else {
+                            format!(
+                                "topic {} partition {p}: lambdadb recorded offset {want} but retention already deleted offsets below {low}; \
+                                 the events in between were never consumed. This partition is stopped; \
+                                 start lambdadb with a new data directory to ingest what the topic still holds.",
+                                s.topic
+                            )
+                        };
                         error!("{reason}");
                         sink.partition_failed(*p, reason);
                         failed.insert(*p, ());
@@ -201,7 +265,10 @@ fn run(
     Ok(())
 }
 
-fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<PartitionId>, String> {
+fn partitions_of(
+    consumer: &BaseConsumer<StatsContext>,
+    topic: &str,
+) -> Result<Vec<PartitionId>, String> {
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(5))
         .map_err(|e| e.to_string())?;

@@ -1,0 +1,36 @@
+# lambdadb: the two commands a new user runs are `make run` and `make test`.
+# Everything they need is installed by integration/setup.sh (apt, pip).
+
+CARGO ?= cargo
+BIN := target/debug/lambdadb
+DEMO_DATA := target/demo-data
+
+.PHONY: run test build unit integration fmt clippy setup-build setup-test
+
+## Build and start the server with the embedded broker and the demo clickstream.
+run: setup-build build
+	LAMBDADB_DATA_DIR=$(DEMO_DATA) $(BIN) serve
+
+## Everything: unit tests, then integration tests against a real broker and clients.
+test: setup-test build unit integration
+
+setup-build:
+	bash integration/setup.sh build
+
+setup-test:
+	bash integration/setup.sh test
+
+build:
+	$(CARGO) build -p lambdadb
+
+unit:
+	$(CARGO) test --workspace
+
+integration: build
+	LAMBDADB_TEST_BIN=$(CURDIR)/$(BIN) .venv/bin/python -m pytest -v integration
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
