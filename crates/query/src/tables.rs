@@ -195,7 +195,7 @@ impl TableProvider for ViewTable {
                 .collect();
             let cols: Vec<Expr> = names
                 .iter()
-                .map(|n| datafusion::prelude::ident(n))
+                .map(datafusion::prelude::ident)
                 .collect();
             df = df.select(cols)?;
         }

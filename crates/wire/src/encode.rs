@@ -17,7 +17,7 @@ use arrow::util::display::FormatOptions;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
-use pgwire::api::results::{DataRowEncoder, FieldInfo};
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 
@@ -68,8 +68,8 @@ enum Col {
     Text(StringArray),
     Bytes(BinaryArray),
     Date(Date32Array),
-    /// Microseconds since the epoch; `true` when time-zone aware.
-    Ts(Int64Array, bool),
+    /// Microseconds since the epoch; time-zone aware; sent as text.
+    Ts(Int64Array, bool, bool),
 }
 
 fn cast(a: &ArrayRef, to: &DataType) -> PgWireResult<ArrayRef> {
@@ -80,7 +80,7 @@ fn cast(a: &ArrayRef, to: &DataType) -> PgWireResult<ArrayRef> {
     cast_with_options(a, to, &opts).map_err(|e| PgWireError::ApiError(Box::new(e)))
 }
 
-fn prepare(a: &ArrayRef) -> PgWireResult<Col> {
+fn prepare(a: &ArrayRef, field: &FieldInfo) -> PgWireResult<Col> {
     Ok(match pg_type(a.data_type()) {
         Type::BOOL => Col::Bool(a.as_boolean().clone()),
         Type::INT2 => Col::I16(
@@ -118,7 +118,8 @@ fn prepare(a: &ArrayRef) -> PgWireResult<Col> {
             let tz = matches!(a.data_type(), DataType::Timestamp(_, Some(_)));
             let micros = cast(a, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
             let ints = cast(&micros, &DataType::Int64)?;
-            Col::Ts(ints.as_primitive::<Int64Type>().clone(), tz)
+            let text = field.format() == FieldFormat::Text;
+            Col::Ts(ints.as_primitive::<Int64Type>().clone(), tz, text)
         }
         _ => Col::Text(cast(a, &DataType::Utf8)?.as_string::<i32>().clone()),
     })
@@ -132,7 +133,8 @@ pub fn encode_batch(
     let cols: Vec<Col> = batch
         .columns()
         .iter()
-        .map(prepare)
+        .zip(fields.iter())
+        .map(|(a, f)| prepare(a, f))
         .collect::<PgWireResult<_>>()?;
     let mut enc = DataRowEncoder::new(fields.clone());
     let mut rows = Vec::with_capacity(batch.num_rows());
@@ -164,11 +166,13 @@ fn encode_cell(enc: &mut DataRowEncoder, c: &Col, r: usize) -> PgWireResult<()> 
                 opt(a, r).then(|| NaiveDate::default() + chrono::Duration::days(a.value(r) as i64));
             enc.encode_field(&d)
         }
-        Col::Ts(a, tz) => {
+        Col::Ts(a, tz, text) => {
             let t = opt(a, r)
                 .then(|| DateTime::<Utc>::from_timestamp_micros(a.value(r)))
                 .flatten();
-            if *tz {
+            if *text {
+                enc.encode_field(&t.map(|t| timestamp_text(&t, *tz)))
+            } else if *tz {
                 enc.encode_field(&t)
             } else {
                 enc.encode_field(&t.map(|t| -> NaiveDateTime { t.naive_utc() }))
@@ -177,11 +181,32 @@ fn encode_cell(enc: &mut DataRowEncoder, c: &Col, r: usize) -> PgWireResult<()> 
     }
 }
 
+/// PostgreSQL's text form (DateStyle ISO, TimeZone UTC): fractional seconds only
+/// when present, without trailing zeros; `+00` for time-zone aware values.
+fn timestamp_text(t: &DateTime<Utc>, tz: bool) -> String {
+    let mut s = t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let micros = t.timestamp_subsec_micros();
+    if micros != 0 {
+        let frac = format!(".{micros:06}");
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    if tz {
+        s.push_str("+00");
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn timestamp_text_like_postgres() {
+        let t = DateTime::<Utc>::from_timestamp_micros(1_500_000).unwrap();
+        assert_eq!(super::timestamp_text(&t, true), "1970-01-01 00:00:01.5+00");
+        assert_eq!(super::timestamp_text(&t, false), "1970-01-01 00:00:01.5");
+    }
+
     use super::*;
     use arrow::datatypes::Field;
-    use pgwire::api::results::FieldFormat;
 
     #[test]
     fn types_follow_postgres() {
@@ -223,6 +248,6 @@ mod tests {
         assert_eq!(rows.len(), 2);
         let first = String::from_utf8_lossy(&rows[0].data).to_string();
         assert!(first.contains('7'), "{first}");
-        assert!(first.contains("1970-01-01 00:00:00"), "{first}");
+        assert!(first.ends_with("1970-01-01 00:00:00+00"), "{first}");
     }
 }
