@@ -193,10 +193,7 @@ impl TableProvider for ViewTable {
                 .iter()
                 .map(|i| self.view.schema.field(*i).name().clone())
                 .collect();
-            let cols: Vec<Expr> = names
-                .iter()
-                .map(datafusion::prelude::ident)
-                .collect();
+            let cols: Vec<Expr> = names.iter().map(datafusion::prelude::ident).collect();
             df = df.select(cols)?;
         }
         let plan = df.create_physical_plan().await?;

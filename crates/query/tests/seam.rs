@@ -1,0 +1,136 @@
+//! The batch/speed seam under concurrency, in process, against librdkafka's mock
+//! cluster: while archive commits and view refreshes move the watermark, every
+//! query must still count every consumed event exactly once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{AsArray, Int64Array};
+use datafusion::arrow::datatypes::Int64Type;
+use lambdadb_common::Config;
+use lambdadb_query::{Engine, Outcome, Session};
+use rdkafka::config::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+async fn scalar(session: &Session, sql: &str) -> i64 {
+    let mut results = session.execute_all(sql).await;
+    let Ok(Outcome::Rows { stream, .. }) = results.remove(0) else {
+        panic!("{sql} did not return rows")
+    };
+    let batches: Vec<_> = futures::StreamExt::collect::<Vec<_>>(stream).await;
+    let batch = batches.into_iter().next().unwrap().unwrap();
+    let col = batch.column(0);
+    if let Some(a) = col.as_any().downcast_ref::<Int64Array>() {
+        a.value(0)
+    } else {
+        col.as_primitive::<Int64Type>().value(0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_query_counts_each_event_once_while_the_seam_moves() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("clicks", 3, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        archive_interval: Duration::from_secs(3600),
+        refresh_interval: Duration::ZERO,
+        ..Config::default()
+    };
+    let engine = Engine::new(config, brokers.clone());
+    let session = Session::new(engine.clone());
+    for r in session
+        .execute_all(
+            "CREATE TABLE clicks (t TIMESTAMPTZ NOT NULL, k TEXT NOT NULL, v BIGINT) WITH (topic = 'clicks');
+             CREATE MATERIALIZED VIEW by_k AS SELECT k, count(*) AS n, sum(v) AS s FROM clicks GROUP BY k;",
+        )
+        .await
+    {
+        r.unwrap();
+    }
+
+    const N: i64 = 6_000;
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("compression.type", "lz4")
+        .create()
+        .unwrap();
+    for i in 0..N {
+        let payload = if i % 1000 == 999 {
+            "garbage".to_string()
+        } else {
+            format!(
+                r#"{{"t": {}, "k": "k{}", "v": {i}}}"#,
+                1_700_000_000_000i64 + i * 1000,
+                i % 7
+            )
+        };
+        producer
+            .send(
+                BaseRecord::<(), String>::to("clicks")
+                    .payload(&payload)
+                    .partition((i % 3) as i32),
+            )
+            .unwrap();
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let accepted = N - N / 1000;
+    let expected_sum: i64 = (0..N).filter(|i| i % 1000 != 999).sum();
+
+    // Wait until everything is consumed (speed layer only; nothing archived yet).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scalar(&session, "SELECT count(*) FROM clicks").await != accepted {
+        assert!(Instant::now() < deadline, "not all events consumed in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Move the seam repeatedly while querying both tables.
+    let mover = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            for round in 0..6 {
+                if round % 2 == 0 {
+                    engine.refresh("by_k").await.unwrap();
+                } else {
+                    for s in engine.sources() {
+                        s.archive().await.unwrap();
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        })
+    };
+    let mut checks = 0;
+    while !mover.is_finished() || checks < 10 {
+        assert_eq!(
+            scalar(&session, "SELECT count(*) FROM clicks").await,
+            accepted
+        );
+        assert_eq!(
+            scalar(&session, "SELECT CAST(sum(n) AS BIGINT) FROM by_k").await,
+            accepted
+        );
+        assert_eq!(
+            scalar(&session, "SELECT CAST(sum(s) AS BIGINT) FROM by_k").await,
+            expected_sum
+        );
+        assert_eq!(
+            scalar(&session, "SELECT count(*) FROM by_k").await,
+            7,
+            "each group once"
+        );
+        checks += 1;
+    }
+    mover.await.unwrap();
+    let rejected = scalar(&session, "SELECT count(*) FROM lambdadb.rejected_messages").await;
+    assert_eq!(rejected, N / 1000);
+    let files = engine.source("clicks").unwrap().manifest().files.len();
+    assert!(files >= 3, "the archive holds the events ({files} files)");
+    engine.stop();
+    drop(Arc::clone(&engine));
+}
