@@ -111,7 +111,10 @@ impl ViewStore {
             Ok(())
         })
         .await
-        .expect("view writer does not panic")?;
+        .map_err(|e| BatchError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
 
         let v = ViewVersion {
             version,

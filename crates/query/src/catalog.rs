@@ -2,7 +2,8 @@
 //! tables and materialized views live (a table declared on one connection is seen
 //! by all), schema `lambdadb` holds the system tables.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
@@ -12,10 +13,12 @@ use crate::engine::Engine;
 use crate::system;
 use crate::tables::{SourceTable, ViewTable};
 
+/// One per session: `pg_catalog` and friends are registered into it per session.
 #[derive(Debug)]
 pub struct LambdaCatalog {
     public: Arc<PublicSchema>,
     system: Arc<SystemSchema>,
+    extra: RwLock<BTreeMap<String, Arc<dyn SchemaProvider>>>,
 }
 
 impl LambdaCatalog {
@@ -25,21 +28,41 @@ impl LambdaCatalog {
                 engine: engine.clone(),
             }),
             system: Arc::new(SystemSchema { engine }),
+            extra: RwLock::new(BTreeMap::new()),
         }
     }
 }
 
 impl CatalogProvider for LambdaCatalog {
     fn schema_names(&self) -> Vec<String> {
-        vec!["public".into(), "lambdadb".into()]
+        let mut names = vec!["public".to_string(), "lambdadb".to_string()];
+        names.extend(self.extra.read().expect("catalog lock").keys().cloned());
+        names
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         match name {
             "public" => Some(self.public.clone()),
             "lambdadb" => Some(self.system.clone()),
-            _ => None,
+            other => self.extra.read().expect("catalog lock").get(other).cloned(),
         }
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
+        if name == "public" || name == "lambdadb" {
+            return Err(DataFusionError::Plan(format!(
+                "schema \"{name}\" already exists"
+            )));
+        }
+        Ok(self
+            .extra
+            .write()
+            .expect("catalog lock")
+            .insert(name.to_string(), schema))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use datafusion::error::DataFusionError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryError {
     #[error("{0}")]
     Syntax(String),
@@ -14,6 +14,12 @@ pub enum QueryError {
     UndefinedFunction(String),
     #[error("{0}")]
     DuplicateObject(String),
+    #[error("{0}")]
+    UndefinedObject(String),
+    #[error("{0}")]
+    InFailedTransaction(String),
+    #[error("{0}")]
+    QueryCanceled(String),
     #[error("{0}")]
     InvalidDefinition(String),
     #[error("{0}")]
@@ -39,6 +45,9 @@ impl QueryError {
             QueryError::UndefinedColumn(_) => "42703",
             QueryError::UndefinedFunction(_) => "42883",
             QueryError::DuplicateObject(_) => "42P07",
+            QueryError::UndefinedObject(_) => "42704",
+            QueryError::InFailedTransaction(_) => "25P02",
+            QueryError::QueryCanceled(_) => "57014",
             QueryError::InvalidDefinition(_) => "42P17",
             QueryError::FeatureNotSupported(_) => "0A000",
             QueryError::InvalidParameter(_) => "22023",
@@ -68,6 +77,11 @@ impl From<lambdadb_batch::BatchError> for QueryError {
 /// message in PostgreSQL's words where DataFusion's would confuse a Postgres user.
 pub fn classify(e: &DataFusionError) -> QueryError {
     let root = e.find_root();
+    if let DataFusionError::External(inner) = root
+        && let Some(q) = inner.downcast_ref::<QueryError>()
+    {
+        return q.clone();
+    }
     let text = root.to_string();
     let msg = strip_prefixes(&text);
     match root {
@@ -119,7 +133,7 @@ fn strip_prefixes(text: &str) -> String {
 }
 
 /// `ParserError("Expected: ..., found: x at Line: 1, Column: 1")` as PostgreSQL words it.
-fn syntax_message(msg: &str) -> String {
+pub fn syntax_message(msg: &str) -> String {
     let inner = msg
         .strip_prefix("ParserError(\"")
         .or_else(|| msg.strip_prefix("TokenizerError(\""))

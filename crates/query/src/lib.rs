@@ -11,10 +11,13 @@ pub mod ddl;
 pub mod decompose;
 pub mod engine;
 pub mod error;
+pub mod naming;
+pub mod pg;
 pub mod session;
 pub mod source;
 pub mod system;
 pub mod tables;
+pub mod vars;
 pub mod view;
 
 pub use engine::Engine;

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::StringArray;
+use std::sync::Mutex;
+
+use arrow::array::{ArrayRef, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
@@ -12,14 +14,17 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
-use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{Expr, Reset, Set, Statement, Value};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use crate::catalog::LambdaCatalog;
 use crate::ddl::{self, CatalogStatement};
 use crate::engine::Engine;
 use crate::error::{QueryError, Result};
+use crate::vars::SessionVars;
 
 /// The PostgreSQL version lambdadb reports (its dialect and catalog follow 15).
 pub const SERVER_VERSION: &str = "15.0";
@@ -45,6 +50,10 @@ pub enum Prepared {
     Commit,
     Rollback,
     Show(String),
+    /// `SET name = value`; `None` for forms lambdadb accepts and ignores.
+    Set(Option<(String, String)>),
+    /// `RESET name`, or everything (`RESET ALL`, `DISCARD ALL`).
+    Reset(Option<String>),
     /// Planned by DataFusion; re-planned at every execution so that system tables
     /// and snapshots are current.
     Query {
@@ -57,13 +66,83 @@ pub enum Prepared {
 pub struct Session {
     engine: Arc<Engine>,
     ctx: SessionContext,
+    vars: SessionVars,
+    parser: PostgresCompatibilityParser,
+    /// Reported parameters changed since the frontend last asked.
+    changed: Mutex<Vec<&'static str>>,
+    tx: Mutex<TxState>,
+}
+
+/// Transaction block state, as PostgreSQL keeps it: reads inside `BEGIN` are
+/// accepted, and after an error everything but `COMMIT`/`ROLLBACK` fails (25P02).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxState {
+    Idle,
+    InBlock,
+    Failed,
 }
 
 impl Session {
     pub fn new(engine: Arc<Engine>) -> Self {
         let ctx = SessionContext::new_with_config(engine.session_config());
         ctx.register_catalog("lambdadb", Arc::new(LambdaCatalog::new(engine.clone())));
-        Self { engine, ctx }
+        let user = engine.config().user.clone();
+        let vars = SessionVars::new(&user);
+        if let Err(e) = crate::pg::install(&ctx, &vars, vec![user]) {
+            tracing::error!("pg_catalog setup failed: {e}");
+        }
+        Self {
+            engine,
+            ctx,
+            vars,
+            parser: PostgresCompatibilityParser::new(),
+            changed: Mutex::new(Vec::new()),
+            tx: Mutex::new(TxState::Idle),
+        }
+    }
+
+    /// In a failed transaction block every statement fails with 25P02, even one
+    /// that would not parse.
+    pub fn in_failed_transaction(&self) -> Option<QueryError> {
+        (*self.tx.lock().expect("tx lock") == TxState::Failed).then(|| {
+            QueryError::InFailedTransaction(
+                "current transaction is aborted, commands ignored until end of transaction block; send ROLLBACK".into(),
+            )
+        })
+    }
+
+    /// Called by the frontend when a statement failed after `execute` returned
+    /// (for example while its rows streamed).
+    pub fn statement_failed(&self) {
+        let mut tx = self.tx.lock().expect("tx lock");
+        if *tx == TxState::InBlock {
+            *tx = TxState::Failed;
+        }
+    }
+
+    pub fn vars(&self) -> &SessionVars {
+        &self.vars
+    }
+
+    /// Reported parameters (name, value) that changed since the last call; the
+    /// frontend sends them as ParameterStatus messages.
+    pub fn take_changed(&self) -> Vec<(String, String)> {
+        let names: Vec<&'static str> = self
+            .changed
+            .lock()
+            .expect("changed lock")
+            .drain(..)
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|n| self.vars.get(n).ok().map(|v| (n.to_string(), v)))
+            .collect()
+    }
+
+    fn note_changed(&self, name: Option<&'static str>) {
+        if let Some(n) = name {
+            self.changed.lock().expect("changed lock").push(n);
+        }
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -75,7 +154,10 @@ impl Session {
     pub async fn execute_all(&self, sql: &str) -> Vec<Result<Outcome>> {
         let stmts = match self.prepare_all(sql).await {
             Ok(s) => s,
-            Err(e) => return vec![Err(e)],
+            Err(e) => {
+                self.statement_failed();
+                return vec![Err(self.in_failed_transaction().unwrap_or(e))];
+            }
         };
         let mut out = Vec::with_capacity(stmts.len());
         for p in stmts {
@@ -94,16 +176,30 @@ impl Session {
         if let Some(refresh) = ddl::parse_refresh(sql) {
             return Ok(vec![Prepared::Catalog(refresh?)]);
         }
-        let dialect = PostgreSqlDialect {};
-        let stmts = DFParserBuilder::new(sql)
-            .with_dialect(&dialect)
-            .build()?
-            .parse_statements()?;
-        let mut out = Vec::with_capacity(stmts.len());
-        for s in stmts {
-            // Planning the second statement before running the first would see a
-            // stale catalog, so only plain queries are planned here.
-            out.push(self.classify(s).await?);
+        // Catalog statements are recognised on the text as written; everything
+        // else goes through the compatibility rewrites clients' catalog queries need.
+        let plain = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok();
+        let rewritten = match self.parser.parse(sql) {
+            Ok(r) => r,
+            Err(e) => match &plain {
+                Some(p) => p.clone(),
+                None => {
+                    return Err(QueryError::Syntax(crate::error::syntax_message(
+                        &e.to_string(),
+                    )));
+                }
+            },
+        };
+        let n = rewritten.len();
+        let mut out = Vec::with_capacity(n);
+        for (i, mut stmt) in rewritten.into_iter().enumerate() {
+            let original = plain.as_ref().filter(|p| p.len() == n).map(|p| &p[i]);
+            if let Some(c) = original.and_then(ddl::classify) {
+                out.push(Prepared::Catalog(c?));
+                continue;
+            }
+            crate::naming::apply_postgres_names(&mut stmt);
+            out.push(self.classify(stmt).await?);
         }
         Ok(out)
     }
@@ -120,29 +216,35 @@ impl Session {
         }
     }
 
-    async fn classify(&self, stmt: DFStatement) -> Result<Prepared> {
-        if let DFStatement::Statement(s) = &stmt {
-            if let Some(c) = ddl::classify(s) {
-                return Ok(Prepared::Catalog(c?));
+    async fn classify(&self, stmt: Statement) -> Result<Prepared> {
+        match &stmt {
+            Statement::StartTransaction { .. } => return Ok(Prepared::Begin),
+            Statement::Commit { .. } => return Ok(Prepared::Commit),
+            Statement::Rollback { .. } => return Ok(Prepared::Rollback),
+            Statement::Set(set) => return Ok(Prepared::Set(set_assignment(set))),
+            Statement::Reset(r) => {
+                return Ok(Prepared::Reset(match &r.reset {
+                    Reset::ALL => None,
+                    Reset::ConfigurationParameter(n) => Some(n.to_string()),
+                }));
             }
-            match s.as_ref() {
-                Statement::StartTransaction { .. } => return Ok(Prepared::Begin),
-                Statement::Commit { .. } => return Ok(Prepared::Commit),
-                Statement::Rollback { .. } => return Ok(Prepared::Rollback),
-                Statement::Set(_) => return Ok(Prepared::Command("SET".into())),
-                Statement::ShowVariable { variable } => {
-                    let name = variable
-                        .iter()
-                        .map(|i| i.value.to_ascii_lowercase())
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    return Ok(Prepared::Show(name));
-                }
-                _ => {}
+            Statement::Discard { .. } => return Ok(Prepared::Reset(None)),
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                return Ok(Prepared::Show(name));
             }
+            _ => {}
         }
         let sql = stmt.to_string();
-        let plan = self.ctx.state().statement_to_plan(stmt).await?;
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
+            .await?;
         verify(&plan)?;
         Ok(Prepared::Query { sql, plan })
     }
@@ -173,9 +275,53 @@ impl Session {
     }
 
     pub async fn execute(&self, p: &Prepared, params: Vec<ScalarValue>) -> Result<Outcome> {
+        let state = *self.tx.lock().expect("tx lock");
+        let next = match (state, p) {
+            (TxState::Failed, Prepared::Commit | Prepared::Rollback) => {
+                *self.tx.lock().expect("tx lock") = TxState::Idle;
+                // COMMIT of a failed transaction rolls it back, and says so.
+                return Ok(Outcome::Rollback);
+            }
+            (TxState::Failed, _) => {
+                return Err(QueryError::InFailedTransaction(
+                    "current transaction is aborted, commands ignored until end of transaction block; send ROLLBACK".into(),
+                ));
+            }
+            (_, Prepared::Begin) => TxState::InBlock,
+            (_, Prepared::Commit | Prepared::Rollback) => TxState::Idle,
+            (s, _) => s,
+        };
+        let result = self.execute_inner(p, params).await;
+        *self.tx.lock().expect("tx lock") = match (&result, next) {
+            (Err(_), TxState::InBlock) => TxState::Failed,
+            (_, n) => n,
+        };
+        result
+    }
+
+    async fn execute_inner(&self, p: &Prepared, params: Vec<ScalarValue>) -> Result<Outcome> {
         match p {
             Prepared::Catalog(c) => Ok(Outcome::Command(self.engine.execute(c.clone()).await?)),
             Prepared::Command(tag) => Ok(Outcome::Command(tag.clone())),
+            Prepared::Set(assignment) => {
+                if let Some((name, value)) = assignment {
+                    let changed = self.vars.set(name, value)?;
+                    self.note_changed(changed);
+                }
+                Ok(Outcome::Command("SET".into()))
+            }
+            Prepared::Reset(None) => {
+                self.vars.reset_all();
+                for n in crate::vars::REPORTED {
+                    self.note_changed(Some(n));
+                }
+                Ok(Outcome::Command("RESET".into()))
+            }
+            Prepared::Reset(Some(name)) => {
+                let changed = self.vars.reset(name)?;
+                self.note_changed(changed);
+                Ok(Outcome::Command("RESET".into()))
+            }
             Prepared::Begin => Ok(Outcome::Begin),
             Prepared::Commit => Ok(Outcome::Commit),
             Prepared::Rollback => Ok(Outcome::Rollback),
@@ -203,28 +349,25 @@ impl Session {
     }
 
     fn show(&self, name: &str) -> Result<Outcome> {
-        let value = match name {
-            "server_version" => SERVER_VERSION.to_string(),
-            "server_encoding" | "client_encoding" => "UTF8".into(),
-            "timezone" | "time zone" => "UTC".into(),
-            "datestyle" => "ISO, MDY".into(),
-            "transaction isolation level" | "transaction_isolation" => "read committed".into(),
-            "standard_conforming_strings" => "on".into(),
-            "integer_datetimes" => "on".into(),
-            "search_path" => "public".into(),
-            "max_identifier_length" => "63".into(),
-            other => {
-                return Err(QueryError::InvalidParameter(format!(
-                    "unrecognized configuration parameter \"{other}\""
-                )));
-            }
-        };
         let schema = show_schema(name);
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(StringArray::from(vec![value]))],
-        )
-        .map_err(|e| QueryError::Internal(e.to_string()))?;
+        let columns: Vec<ArrayRef> = if name.eq_ignore_ascii_case("all") {
+            let all = self.vars.all();
+            vec![
+                Arc::new(StringArray::from(
+                    all.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    all.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    all.iter().map(|r| r.2.clone()).collect::<Vec<_>>(),
+                )),
+            ]
+        } else {
+            vec![Arc::new(StringArray::from(vec![self.vars.get(name)?]))]
+        };
+        let batch = RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|e| QueryError::Internal(e.to_string()))?;
         let stream =
             RecordBatchStreamAdapter::new(schema.clone(), futures::stream::iter(vec![Ok(batch)]));
         Ok(Outcome::Rows {
@@ -235,8 +378,58 @@ impl Session {
 }
 
 fn show_schema(name: &str) -> SchemaRef {
-    let col = name.replace(' ', "_");
-    Arc::new(Schema::new(vec![Field::new(col, DataType::Utf8, false)]))
+    if name.eq_ignore_ascii_case("all") {
+        return Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("setting", DataType::Utf8, false),
+            Field::new("description", DataType::Utf8, false),
+        ]));
+    }
+    // PostgreSQL names the column after the parameter, in lower case.
+    let col = match name.to_ascii_lowercase().as_str() {
+        "time zone" => "TimeZone".to_string(),
+        "transaction isolation level" => "transaction_isolation".to_string(),
+        other => other.replace(' ', "_"),
+    };
+    Arc::new(Schema::new(vec![Field::new(
+        col.to_ascii_lowercase(),
+        DataType::Utf8,
+        false,
+    )]))
+}
+
+/// The name and value of a `SET`, in the forms clients send.
+fn set_assignment(set: &Set) -> Option<(String, String)> {
+    match set {
+        Set::SingleAssignment {
+            variable, values, ..
+        } => {
+            let value = values
+                .iter()
+                .map(|v| match v {
+                    Expr::Value(v) => match &v.value {
+                        Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                    Expr::Identifier(i) => i.value.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            Some((variable.to_string(), value))
+        }
+        Set::SetTimeZone { value, .. } => {
+            let v = match value {
+                Expr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                other => other.to_string(),
+            };
+            Some(("TimeZone".into(), v))
+        }
+        _ => None,
+    }
 }
 
 /// Only queries run through DataFusion: its own DDL and DML would bypass the

@@ -163,7 +163,14 @@ impl TableProvider for ViewTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let ctx = SessionContext::new_with_config(state.config().clone());
+        // The view's merge runs in a context of its own with the session's
+        // settings; it needs a default catalog of its own for its two inputs.
+        let mut config = state.config().clone();
+        config
+            .options_mut()
+            .catalog
+            .create_default_catalog_and_schema = true;
+        let ctx = SessionContext::new_with_config(config);
         // Version first, then the source snapshot: the snapshot's manifest can only
         // be newer than the one the version was computed from, so the files at or
         // above the version's watermark are all there.

@@ -15,8 +15,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 async fn scalar(session: &Session, sql: &str) -> i64 {
     let mut results = session.execute_all(sql).await;
-    let Ok(Outcome::Rows { stream, .. }) = results.remove(0) else {
-        panic!("{sql} did not return rows")
+    let stream = match results.remove(0) {
+        Ok(Outcome::Rows { stream, .. }) => stream,
+        Ok(_) => panic!("{sql} did not return rows"),
+        Err(e) => panic!("{sql} failed: {e}"),
     };
     let batches: Vec<_> = futures::StreamExt::collect::<Vec<_>>(stream).await;
     let batch = batches.into_iter().next().unwrap().unwrap();

@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::{Sink, StreamExt, stream};
+use futures::{Sink, SinkExt, StreamExt, stream};
 use lambdadb_query::{Outcome, Prepared, SERVER_VERSION, Session};
 use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
@@ -21,6 +21,7 @@ use pgwire::api::{
     RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tracing::debug;
 
@@ -120,11 +121,13 @@ impl StartupHandler for Handler {
     }
 }
 
-fn rows_response(outcome: Outcome, format: &Format) -> Response {
+fn rows_response(outcome: Outcome, format: &Format, session: &Arc<Session>) -> Response {
     match outcome {
         Outcome::Rows { schema, stream } => {
             let fields: Arc<Vec<FieldInfo>> = Arc::new(field_infos(&schema, format));
             let encode_with = fields.clone();
+            let timeout = session.vars().statement_timeout_ms();
+            let stream = crate::deadline::with_deadline(stream, timeout, session.clone());
             let rows = stream
                 .map(move |batch| {
                     let encoded = batch
@@ -153,9 +156,25 @@ fn rows_response(outcome: Outcome, format: &Format) -> Response {
     }
 }
 
+/// ParameterStatus for every reported parameter a statement changed.
+async fn send_parameter_changes<C>(client: &mut C, session: &Session) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for (name, value) in session.take_changed() {
+        client
+            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                name, value,
+            )))
+            .await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl SimpleQueryHandler for Handler {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -163,10 +182,11 @@ impl SimpleQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let results = self.session.execute_all(query).await;
+        send_parameter_changes(client, &self.session).await?;
         Ok(results
             .into_iter()
             .map(|r| match r {
-                Ok(o) => rows_response(o, &Format::UnifiedText),
+                Ok(o) => rows_response(o, &Format::UnifiedText, &self.session),
                 Err(e) => Response::Error(Box::new(query_error(e))),
             })
             .collect())
@@ -191,7 +211,11 @@ impl QueryParser for StatementParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        match self.session.prepare(sql).await.map_err(to_pgwire)? {
+        let prepared = self.session.prepare(sql).await.map_err(|e| {
+            self.session.statement_failed();
+            to_pgwire(e)
+        })?;
+        match prepared {
             Prepared::Empty => Ok(None),
             p => Ok(Some(p)),
         }
@@ -228,7 +252,7 @@ impl ExtendedQueryHandler for Handler {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<Prepared>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -247,6 +271,11 @@ impl ExtendedQueryHandler for Handler {
             .execute(&fresh, params)
             .await
             .map_err(to_pgwire)?;
-        Ok(rows_response(outcome, &portal.result_column_format))
+        send_parameter_changes(client, &self.session).await?;
+        Ok(rows_response(
+            outcome,
+            &portal.result_column_format,
+            &self.session,
+        ))
     }
 }

@@ -1,0 +1,208 @@
+//! PostgreSQL compatibility of a session: the `pg_catalog` schema (from
+//! `datafusion-pg-catalog`, with `pg_settings` replaced by the session's live
+//! parameters) and the functions clients call before they run anything else.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility};
+use datafusion::prelude::{SessionContext, create_udf};
+use datafusion::scalar::ScalarValue;
+use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
+
+use crate::vars::SessionVars;
+
+/// `version()`: PostgreSQL's format, which clients parse, naming lambdadb.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL {} (lambdadb {}) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
+        crate::session::SERVER_VERSION,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Roles visible in `pg_roles` / `pg_user`.
+#[derive(Debug, Clone)]
+pub struct Roles {
+    pub users: Vec<String>,
+}
+
+#[async_trait]
+impl PgCatalogContextProvider for Roles {
+    async fn roles(&self) -> Vec<String> {
+        self.users.clone()
+    }
+
+    async fn role(&self, name: &str) -> Option<Role> {
+        self.users.iter().any(|u| u == name).then(|| Role {
+            name: name.to_string(),
+            is_superuser: false,
+            can_login: true,
+            can_create_db: false,
+            can_create_role: false,
+            can_create_user: false,
+            can_replication: false,
+            grants: vec![],
+            inherited_roles: vec![],
+        })
+    }
+}
+
+/// Installs `pg_catalog` into catalog `lambdadb` and the session functions.
+pub fn install(ctx: &SessionContext, vars: &SessionVars, users: Vec<String>) -> Result<()> {
+    datafusion_pg_catalog::setup_pg_catalog(ctx, "lambdadb", Roles { users }).map_err(|e| *e)?;
+    let catalog = ctx
+        .catalog("lambdadb")
+        .ok_or_else(|| DataFusionError::Internal("catalog lambdadb missing".into()))?;
+    let inner = catalog
+        .schema("pg_catalog")
+        .ok_or_else(|| DataFusionError::Internal("pg_catalog missing".into()))?;
+    catalog.register_schema(
+        "pg_catalog",
+        Arc::new(PgCatalogOverlay {
+            inner,
+            vars: vars.clone(),
+        }),
+    )?;
+    ctx.register_udf(version_udf());
+    ctx.register_udf(current_setting_udf(vars.clone()));
+    ctx.register_udf(set_config_udf(vars.clone()));
+    Ok(())
+}
+
+fn version_udf() -> ScalarUDF {
+    create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                version_string(),
+            ))))
+        }),
+    )
+}
+
+fn strings(args: &[ColumnarValue], i: usize) -> Result<Vec<Option<String>>> {
+    let arr = args[i].to_array(1)?;
+    let arr = arrow::compute::cast(&arr, &DataType::Utf8)?;
+    Ok(arr
+        .as_string::<i32>()
+        .iter()
+        .map(|s| s.map(str::to_string))
+        .collect())
+}
+
+fn current_setting_udf(vars: SessionVars) -> ScalarUDF {
+    create_udf(
+        "current_setting",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let names = strings(args, 0)?;
+            let out: Vec<Option<String>> = names
+                .iter()
+                .map(|n| n.as_ref().map(|n| vars.get(n)).transpose())
+                .collect::<crate::Result<_>>()
+                .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+            Ok(ColumnarValue::Array(
+                Arc::new(StringArray::from(out)) as ArrayRef
+            ))
+        }),
+    )
+}
+
+fn set_config_udf(vars: SessionVars) -> ScalarUDF {
+    create_udf(
+        "set_config",
+        vec![DataType::Utf8, DataType::Utf8, DataType::Boolean],
+        DataType::Utf8,
+        Volatility::Volatile,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let names = strings(args, 0)?;
+            let values = strings(args, 1)?;
+            let mut out = Vec::with_capacity(names.len());
+            for (n, v) in names.iter().zip(values.iter()) {
+                match (n, v) {
+                    (Some(n), Some(v)) => {
+                        vars.set(n, v)
+                            .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+                        out.push(Some(
+                            vars.get(n)
+                                .map_err(|e| DataFusionError::Execution(e.to_string()))?,
+                        ));
+                    }
+                    _ => out.push(None),
+                }
+            }
+            Ok(ColumnarValue::Array(
+                Arc::new(StringArray::from(out)) as ArrayRef
+            ))
+        }),
+    )
+}
+
+/// `pg_catalog` with `pg_settings` answering from the session's parameters.
+#[derive(Debug)]
+struct PgCatalogOverlay {
+    inner: Arc<dyn SchemaProvider>,
+    vars: SessionVars,
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalogOverlay {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if name == "pg_settings" {
+            return Ok(Some(settings_table(&self.vars)?));
+        }
+        self.inner.table(name).await
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+fn settings_table(vars: &SessionVars) -> Result<Arc<dyn TableProvider>> {
+    let rows = vars.all();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("setting", DataType::Utf8, true),
+        Field::new("unit", DataType::Utf8, true),
+        Field::new("category", DataType::Utf8, true),
+        Field::new("short_desc", DataType::Utf8, true),
+        Field::new("context", DataType::Utf8, true),
+        Field::new("vartype", DataType::Utf8, true),
+        Field::new("source", DataType::Utf8, true),
+        Field::new("reset_val", DataType::Utf8, true),
+    ]));
+    let col = |f: &dyn Fn(&(String, String, String)) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            col(&|r| Some(r.0.clone())),
+            col(&|r| Some(r.1.clone())),
+            col(&|r| (r.0.ends_with("timeout")).then(|| "ms".to_string())),
+            col(&|_| Some("Client Connection Defaults".into())),
+            col(&|r| Some(r.2.clone())),
+            col(&|_| Some("user".into())),
+            col(&|_| Some("string".into())),
+            col(&|_| Some("default".into())),
+            col(&|r| Some(r.1.clone())),
+        ],
+    )?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
