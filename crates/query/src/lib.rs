@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod naming;
 pub mod pg;
+pub mod rewrite;
 pub mod session;
 pub mod source;
 pub mod system;

@@ -72,7 +72,86 @@ pub fn install(ctx: &SessionContext, vars: &SessionVars, users: Vec<String>) -> 
     ctx.register_udf(version_udf());
     ctx.register_udf(current_setting_udf(vars.clone()));
     ctx.register_udf(set_config_udf(vars.clone()));
+    ctx.register_udf(pg_size_pretty_udf());
+    for name in [
+        "pg_function_is_visible",
+        "pg_type_is_visible",
+        "pg_opclass_is_visible",
+        "pg_collation_is_visible",
+    ] {
+        ctx.register_udf(constant_udf(
+            name,
+            vec![DataType::UInt32],
+            DataType::Boolean,
+            ScalarValue::Boolean(Some(true)),
+        ));
+    }
+    // Descriptions: lambdadb keeps no comments yet, so NULL as PostgreSQL without COMMENT ON.
+    ctx.register_udf(constant_udf(
+        "obj_description",
+        vec![DataType::UInt32, DataType::Utf8],
+        DataType::Utf8,
+        ScalarValue::Utf8(None),
+    ));
+    ctx.register_udf(constant_udf(
+        "col_description",
+        vec![DataType::UInt32, DataType::Int32],
+        DataType::Utf8,
+        ScalarValue::Utf8(None),
+    ));
+    ctx.register_udf(constant_udf(
+        "shobj_description",
+        vec![DataType::UInt32, DataType::Utf8],
+        DataType::Utf8,
+        ScalarValue::Utf8(None),
+    ));
     Ok(())
+}
+
+fn constant_udf(name: &str, args: Vec<DataType>, ret: DataType, value: ScalarValue) -> ScalarUDF {
+    create_udf(
+        name,
+        args,
+        ret,
+        Volatility::Stable,
+        Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))),
+    )
+}
+
+/// PostgreSQL's `pg_size_pretty(bigint)`: bytes below 10 kB, then kB, MB, GB, TB
+/// rounded half up, as PostgreSQL prints them.
+pub fn size_pretty(size: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    const LIMIT2: i64 = LIMIT * 2 - 1;
+    if size.abs() < LIMIT {
+        return format!("{size} bytes");
+    }
+    let mut half = size >> 9; // half-kilobytes
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if half.abs() < LIMIT2 || unit == "TB" {
+            return format!("{} {unit}", (half + 1) / 2);
+        }
+        half >>= 10;
+    }
+    unreachable!()
+}
+
+fn pg_size_pretty_udf() -> ScalarUDF {
+    create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arr = arrow::compute::cast(&args[0].to_array(1)?, &DataType::Int64)?;
+            let out: StringArray = arr
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .iter()
+                .map(|v| v.map(size_pretty))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        }),
+    )
 }
 
 fn version_udf() -> ScalarUDF {
@@ -171,6 +250,16 @@ impl SchemaProvider for PgCatalogOverlay {
 
     fn table_exist(&self, name: &str) -> bool {
         self.inner.table_exist(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn size_pretty_matches_postgres() {
+        assert_eq!(super::size_pretty(123), "123 bytes");
+        assert_eq!(super::size_pretty(10240), "10 kB");
+        assert_eq!(super::size_pretty(20 * 1024 * 1024), "20 MB");
     }
 }
 

@@ -155,8 +155,9 @@ impl Session {
         let stmts = match self.prepare_all(sql).await {
             Ok(s) => s,
             Err(e) => {
+                let e = self.in_failed_transaction().unwrap_or(e);
                 self.statement_failed();
-                return vec![Err(self.in_failed_transaction().unwrap_or(e))];
+                return vec![Err(e)];
             }
         };
         let mut out = Vec::with_capacity(stmts.len());
@@ -199,6 +200,7 @@ impl Session {
                 continue;
             }
             crate::naming::apply_postgres_names(&mut stmt);
+            crate::rewrite::array_subqueries(&mut stmt);
             out.push(self.classify(stmt).await?);
         }
         Ok(out)

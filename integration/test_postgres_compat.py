@@ -1,0 +1,90 @@
+"""What psql and drivers send before they run a user's query: catalog queries,
+session parameters, transactions, timeouts."""
+
+import time
+
+import psycopg
+import pytest
+
+
+@pytest.fixture
+def server(broker, make_server):
+    broker.create_topic("events", 1)
+    return make_server(broker.brokers)
+
+
+def psql_meta(server, command):
+    import subprocess
+    out = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(server.port), "-U", "lambdadb", "-d", "lambdadb",
+         "-X", "-v", "ON_ERROR_STOP=1", "-c", command],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_psql_describes_tables_and_views(server):
+    dt = psql_meta(server, r"\dt")
+    assert "public   | events" in dt
+    assert "lambdadb | rejected_messages" in dt
+    d = psql_meta(server, r"\d events")
+    assert "event_time  | timestamp with time zone |           | not null" in d
+    assert "revenue     | double precision" in d
+    assert "events_hourly" in psql_meta(server, r"\dv")
+    assert "lambdadb" in psql_meta(server, r"\l")
+    assert "public" in psql_meta(server, r"\dn")
+    assert "hour       | timestamp with time zone" in psql_meta(server, r"\d events_hourly")
+
+
+def test_session_parameters(server):
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        assert c.info.parameter_status("server_version").startswith("15.0 (lambdadb")
+        assert c.info.parameter_status("TimeZone") == "UTC"
+        c.execute("SET application_name = 'dash'")
+        # ParameterStatus tells the driver.
+        assert c.info.parameter_status("application_name") == "dash"
+        assert c.execute("SELECT current_setting('application_name')").fetchone() == ("dash",)
+        assert c.execute("SHOW application_name").fetchone() == ("dash",)
+        c.execute("SELECT set_config('statement_timeout', '5s', false)")
+        assert c.execute("SHOW statement_timeout").fetchone() == ("5000",)
+        assert c.execute("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'").fetchone() == ("5000",)
+        c.execute("RESET statement_timeout")
+        assert c.execute("SHOW statement_timeout").fetchone() == ("0",)
+        c.execute("DISCARD ALL")
+        assert c.execute("SHOW application_name").fetchone() == ("",)
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SHOW no_such_parameter")
+        assert e.value.sqlstate == "42704"
+        version = c.execute("SELECT version()").fetchone()[0]
+        assert version.startswith("PostgreSQL 15.0 (lambdadb")
+        cur = c.execute("SELECT count(*), sum(revenue) FROM events")
+        assert [d.name for d in cur.description] == ["count", "sum"]
+
+
+def test_aborted_transaction(server):
+    with psycopg.connect(server.dsn()) as c:  # psycopg opens a transaction block
+        c.execute("SELECT 1")
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SELECT no_such_column FROM events")
+        assert e.value.sqlstate == "42703"
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SELECT 1")
+        assert e.value.sqlstate == "25P02"
+        c.rollback()
+        assert c.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_statement_timeout_stops_execution(server):
+    slow = "SELECT count(*) FROM generate_series(1, 2000000000) AS a"
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        c.execute("SET statement_timeout = '300ms'")
+        started = time.time()
+        with pytest.raises(psycopg.Error) as e:
+            c.execute(slow)
+        assert e.value.sqlstate == "57014", e.value
+        assert "statement timeout" in str(e.value)
+        # Counting two billion rows takes far longer than this in any build.
+        assert time.time() - started < 20
+        c.execute("SET statement_timeout = 0")
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    assert server.alive()
