@@ -88,3 +88,36 @@ def test_statement_timeout_stops_execution(server):
         c.execute("SET statement_timeout = 0")
         assert c.execute("SELECT 1").fetchone() == (1,)
     assert server.alive()
+
+
+def test_cancel_request_stops_execution(server):
+    import threading
+
+    slow = "SELECT count(*) FROM generate_series(1, 2000000000) AS a"
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        timer = threading.Timer(0.5, c.cancel)
+        timer.start()
+        started = time.time()
+        with pytest.raises(psycopg.Error) as e:
+            c.execute(slow)
+        timer.join()
+        assert e.value.sqlstate == "57014", e.value
+        assert "user request" in str(e.value)
+        assert time.time() - started < 20
+        # The connection serves the next query.
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_connection_limit(broker, make_server):
+    broker.create_topic("events", 1)
+    server = make_server(broker.brokers, env={"LAMBDADB_MAX_CONNECTIONS": "2"})
+    first = psycopg.connect(server.dsn(), autocommit=True)
+    second = psycopg.connect(server.dsn(), autocommit=True)
+    with pytest.raises(psycopg.OperationalError) as e:
+        psycopg.connect(server.dsn())
+    assert "too many clients" in str(e.value)
+    first.close()
+    time.sleep(0.2)
+    with psycopg.connect(server.dsn(), autocommit=True) as third:
+        assert third.execute("SELECT 1").fetchone() == (1,)
+    second.close()

@@ -26,6 +26,8 @@ pub enum ConfigError {
 pub struct Config {
     /// Postgres endpoint. Loopback by default: there is no authentication yet.
     pub listen: String,
+    /// Connections beyond this many are refused with 53300.
+    pub max_connections: usize,
     /// The only user name accepted at start-up (trust authentication).
     pub user: String,
     /// The only database name accepted at start-up.
@@ -59,6 +61,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:5433".into(),
+            max_connections: 100,
             user: "lambdadb".into(),
             database: "lambdadb".into(),
             data_dir: PathBuf::from("data"),

@@ -1,6 +1,6 @@
 //! `statement_timeout` over the whole execution, not only planning: the row
 //! stream ends with 57014 when the deadline passes, and dropping it stops
-//! DataFusion's work.
+//! DataFusion's work. A protocol cancel request ends it the same way.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,11 +12,14 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::Stream;
 use lambdadb_query::Session;
+use tokio::sync::Notify;
+use tokio::sync::futures::OwnedNotified;
 use tokio::time::Sleep;
 
 pub struct Deadline {
     inner: Option<SendableRecordBatchStream>,
     sleep: Option<Pin<Box<Sleep>>>,
+    cancel: Pin<Box<OwnedNotified>>,
     timeout_ms: u64,
     session: Arc<Session>,
 }
@@ -27,9 +30,11 @@ pub fn with_deadline(
     stream: SendableRecordBatchStream,
     timeout_ms: u64,
     session: Arc<Session>,
+    cancel: Arc<Notify>,
 ) -> Deadline {
     Deadline {
         inner: Some(stream),
+        cancel: Box::pin(cancel.notified_owned()),
         sleep: (timeout_ms > 0)
             .then(|| Box::pin(tokio::time::sleep(Duration::from_millis(timeout_ms)))),
         timeout_ms,
@@ -43,6 +48,15 @@ impl Stream for Deadline {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.inner.is_none() {
             return Poll::Ready(None);
+        }
+        if self.cancel.as_mut().poll(cx).is_ready() {
+            self.inner = None;
+            self.session.statement_failed();
+            return Poll::Ready(Some(Err(DataFusionError::External(Box::new(
+                lambdadb_query::QueryError::QueryCanceled(
+                    "canceling statement due to user request".into(),
+                ),
+            )))));
         }
         if let Some(sleep) = self.sleep.as_mut()
             && sleep.as_mut().poll(cx).is_ready()

@@ -23,8 +23,10 @@ use pgwire::api::{
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::sync::Notify;
 use tracing::debug;
 
+use crate::cancel::CancelRegistry;
 use crate::encode::{encode_batch, field_infos, pg_type};
 use crate::error::{datafusion_to_pgwire, fatal, query_error, to_pgwire};
 use crate::params::bind_params;
@@ -35,10 +37,23 @@ pub struct Handler {
     parser: Arc<StatementParser>,
     params: DefaultServerParameterProvider,
     pids: RandomPidSecretKeyGenerator,
+    cancels: Arc<CancelRegistry>,
+    cancel: Arc<Notify>,
+    pid: std::sync::Mutex<Option<i32>>,
+    /// Set when the connection limit is reached: startup answers 53300.
+    refuse: Option<String>,
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.lock().ok().and_then(|p| *p) {
+            self.cancels.remove(pid);
+        }
+    }
 }
 
 impl Handler {
-    pub fn new(session: Session) -> Self {
+    pub fn new(session: Session, cancels: Arc<CancelRegistry>, refuse: Option<String>) -> Self {
         let session = Arc::new(session);
         let mut params = DefaultServerParameterProvider::default();
         params.server_version =
@@ -51,6 +66,10 @@ impl Handler {
             session,
             params,
             pids: RandomPidSecretKeyGenerator::default(),
+            cancels,
+            cancel: Arc::new(Notify::new()),
+            pid: std::sync::Mutex::new(None),
+            refuse,
         }
     }
 }
@@ -70,6 +89,10 @@ impl PgWireServerHandlers for Handlers {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.0.clone()
     }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.0.cancels.clone()
+    }
 }
 
 #[async_trait]
@@ -87,6 +110,9 @@ impl StartupHandler for Handler {
         if let PgWireFrontendMessage::Startup(ref startup) = message {
             protocol_negotiation(client, startup).await?;
             save_startup_parameters_to_metadata(client, startup);
+            if let Some(reason) = &self.refuse {
+                return Err(fatal("53300", reason.clone()));
+            }
             let config = self.session.engine().config();
             let user = client.metadata().get("user").cloned().unwrap_or_default();
             let database = client
@@ -113,7 +139,9 @@ impl StartupHandler for Handler {
                 ));
             }
             let (pid, key) = self.pids.generate(client);
-            client.set_pid_and_secret_key(pid, key);
+            client.set_pid_and_secret_key(pid, key.clone());
+            self.cancels.register(pid, key, self.cancel.clone());
+            *self.pid.lock().expect("pid lock") = Some(pid);
             finish_authentication(client, &self.params).await?;
             debug!(user, database, "session started");
         }
@@ -121,13 +149,19 @@ impl StartupHandler for Handler {
     }
 }
 
-fn rows_response(outcome: Outcome, format: &Format, session: &Arc<Session>) -> Response {
+fn rows_response(
+    outcome: Outcome,
+    format: &Format,
+    session: &Arc<Session>,
+    cancel: &Arc<Notify>,
+) -> Response {
     match outcome {
         Outcome::Rows { schema, stream } => {
             let fields: Arc<Vec<FieldInfo>> = Arc::new(field_infos(&schema, format));
             let encode_with = fields.clone();
             let timeout = session.vars().statement_timeout_ms();
-            let stream = crate::deadline::with_deadline(stream, timeout, session.clone());
+            let stream =
+                crate::deadline::with_deadline(stream, timeout, session.clone(), cancel.clone());
             let rows = stream
                 .map(move |batch| {
                     let encoded = batch
@@ -186,7 +220,7 @@ impl SimpleQueryHandler for Handler {
         Ok(results
             .into_iter()
             .map(|r| match r {
-                Ok(o) => rows_response(o, &Format::UnifiedText, &self.session),
+                Ok(o) => rows_response(o, &Format::UnifiedText, &self.session, &self.cancel),
                 Err(e) => Response::Error(Box::new(query_error(e))),
             })
             .collect())
@@ -276,6 +310,7 @@ impl ExtendedQueryHandler for Handler {
             outcome,
             &portal.result_column_format,
             &self.session,
+            &self.cancel,
         ))
     }
 }

@@ -1,6 +1,7 @@
 //! The Postgres wire frontend (pgwire): startup, simple and extended query
 //! protocol, text and binary results, SQLSTATE errors. Depends on the query layer.
 
+pub mod cancel;
 pub mod deadline;
 pub mod encode;
 pub mod error;

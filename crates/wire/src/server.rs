@@ -1,16 +1,21 @@
 //! The accept loop: one task and one session per connection.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lambdadb_query::{Engine, Session};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
+use crate::cancel::CancelRegistry;
 use crate::handler::{Handler, Handlers};
 
 /// Serves the Postgres protocol on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>) -> std::io::Result<()> {
     info!(addr = %listener.local_addr()?, "serving the Postgres protocol");
+    let cancels = Arc::new(CancelRegistry::default());
+    let active = Arc::new(AtomicUsize::new(0));
+    let max = engine.config().max_connections;
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -22,12 +27,24 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) -> std::io::Resul
             }
         };
         let _ = socket.set_nodelay(true);
-        let handlers = Handlers(Arc::new(Handler::new(Session::new(engine.clone()))));
+        // Cancel requests arrive as connections too, so they are never refused; a
+        // connection beyond the limit is told why at startup (53300).
+        let open = active.fetch_add(1, Ordering::SeqCst) + 1;
+        let refuse = (open > max).then(|| {
+            format!("sorry, too many clients already: {max} connections are open (max_connections); close idle connections or raise max_connections")
+        });
+        let handlers = Handlers(Arc::new(Handler::new(
+            Session::new(engine.clone()),
+            cancels.clone(),
+            refuse,
+        )));
+        let active = active.clone();
         tokio::spawn(async move {
             debug!(%peer, "connection");
             if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
                 debug!(%peer, "connection ended with an error: {e}");
             }
+            active.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }
