@@ -28,10 +28,10 @@ def make_server(tmp_path, logs, request):
     when the test failed."""
     servers = []
 
-    def make(brokers, data_dir=None, env=None):
-        s = Server(brokers, data_dir or tmp_path / "data", logs, env)
+    def make(brokers, data_dir=None, env=None, config=None, start=True):
+        s = Server(brokers, data_dir or tmp_path / "data", logs, env, config)
         servers.append(s)
-        return s.start()
+        return s.start() if start else s
 
     yield make
     for s in servers:

@@ -78,7 +78,10 @@ class Tansu:
 class Server:
     """`lambdadb serve` as a separate process."""
 
-    def __init__(self, brokers, data_dir, log_dir, env=None):
+    def __init__(self, brokers, data_dir, log_dir, env=None, config=None):
+        self.config = config
+        self.password = None
+        self.user = "lambdadb"
         self.brokers = brokers
         self.data_dir = str(data_dir)
         self.log_dir = Path(log_dir)
@@ -95,7 +98,8 @@ class Server:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--brokers", self.brokers, "--data-dir", self.data_dir,
-             "--listen", f"127.0.0.1:{self.port}", "--sql-dir", str(ROOT / "sql")],
+             "--listen", f"127.0.0.1:{self.port}", "--sql-dir", str(ROOT / "sql")]
+            + (["--config", str(self.config)] if self.config else []),
             stdout=self.log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT))
         wait_port(self.port, timeout=60, proc=self.proc)
         return self
@@ -119,8 +123,12 @@ class Server:
     def alive(self):
         return self.proc.poll() is None
 
-    def dsn(self):
-        return f"host=127.0.0.1 port={self.port} user=lambdadb dbname=lambdadb"
+    def dsn(self, **kw):
+        parts = {"host": "127.0.0.1", "port": self.port, "user": self.user, "dbname": "lambdadb"}
+        if self.password:
+            parts["password"] = self.password
+        parts.update(kw)
+        return " ".join(f"{k}={v}" for k, v in parts.items())
 
     def connect(self, **kw):
         return psycopg.connect(self.dsn(), autocommit=True, **kw)

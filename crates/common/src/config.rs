@@ -28,7 +28,17 @@ pub struct Config {
     pub listen: String,
     /// Connections beyond this many are refused with 53300.
     pub max_connections: usize,
-    /// The only user name accepted at start-up (trust authentication).
+    /// `trust` (no password; loopback only) or `scram-sha-256` (users below).
+    pub auth: String,
+    /// Users allowed to connect; with `trust`, only `user` (or these names).
+    /// Passwords are SCRAM-SHA-256 verifiers (`lambdadb passwd` prints one),
+    /// never plaintext. This key is file-only (no environment variable).
+    pub users: Vec<UserConfig>,
+    /// PEM certificate chain and private key: TLS is offered when both are set,
+    /// and the server does not start if they cannot be loaded.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// The default user name (trust authentication without a `users` list).
     pub user: String,
     /// The only database name accepted at start-up.
     pub database: String,
@@ -57,11 +67,33 @@ pub struct Config {
     pub demo_partitions: i32,
 }
 
+/// One user of `users`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` (base64).
+    #[serde(default)]
+    pub password: String,
+    /// `reader` (default: read-only) or `admin` (may declare tables and views,
+    /// refresh views).
+    #[serde(default = "default_role")]
+    pub role: String,
+}
+
+fn default_role() -> String {
+    "reader".into()
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:5433".into(),
             max_connections: 100,
+            auth: "trust".into(),
+            users: Vec::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
             user: "lambdadb".into(),
             database: "lambdadb".into(),
             data_dir: PathBuf::from("data"),
@@ -125,9 +157,60 @@ impl Config {
             };
             table.insert(key, parsed);
         }
-        toml::Value::Table(table)
+        let config: Config = toml::Value::Table(table)
             .try_into()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        match self.auth.as_str() {
+            "trust" => {}
+            "scram-sha-256" => {
+                if self.users.is_empty() {
+                    return Err(ConfigError::Invalid(
+                        "auth = \"scram-sha-256\" needs at least one [[users]] entry with a password verifier (lambdadb passwd prints one)".into(),
+                    ));
+                }
+                for u in &self.users {
+                    if !u.password.starts_with("SCRAM-SHA-256$") {
+                        return Err(ConfigError::Invalid(format!(
+                            "user {}: password must be a SCRAM-SHA-256 verifier (run `lambdadb passwd`), never a plaintext password",
+                            u.name
+                        )));
+                    }
+                }
+            }
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "auth = \"{other}\": use \"trust\" or \"scram-sha-256\""
+                )));
+            }
+        }
+        for u in &self.users {
+            if u.role != "reader" && u.role != "admin" {
+                return Err(ConfigError::Invalid(format!(
+                    "user {}: role \"{}\" is neither \"reader\" nor \"admin\"",
+                    u.name, u.role
+                )));
+            }
+        }
+        if self.tls_cert.is_empty() != self.tls_key.is_empty() {
+            return Err(ConfigError::Invalid(
+                "set both tls_cert and tls_key, or neither".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a user may connect with trust authentication.
+    pub fn trusts(&self, user: &str) -> bool {
+        if self.users.is_empty() {
+            user == self.user
+        } else {
+            self.users.iter().any(|u| u.name == user)
+        }
     }
 }
 

@@ -8,6 +8,6 @@ pub mod config;
 pub mod offsets;
 pub mod source;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, UserConfig};
 pub use offsets::{Offset, PartitionId, Watermark};
 pub use source::{OFFSET_COLUMN, PARTITION_COLUMN, SourceSpec, physical_schema};

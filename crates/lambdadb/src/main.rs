@@ -34,6 +34,13 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print demo clickstream events as JSON lines.
     Generate(demo::GenerateArgs),
+    /// Read a password from standard input and print its SCRAM-SHA-256 verifier
+    /// for the `users` configuration (the password itself is never stored).
+    Passwd {
+        /// PBKDF2 iterations.
+        #[arg(long, default_value_t = 4096)]
+        iterations: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +57,17 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Generate(args) => demo::generate(args),
+        Command::Passwd { iterations } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(!password.is_empty(), "empty password on standard input");
+            println!(
+                "{}",
+                lambdadb_wire::auth::make_verifier(password, iterations)
+            );
+            Ok(())
+        }
     }
 }
 

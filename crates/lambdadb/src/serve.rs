@@ -48,9 +48,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .listen
         .parse()
         .with_context(|| format!("listen address '{}' is not IP:PORT", config.listen))?;
-    if !addr.ip().is_loopback() {
+    if !addr.ip().is_loopback() && config.auth == "trust" {
         bail!(
-            "refusing to listen on {addr}: lambdadb has no authentication configured yet, so it only listens on loopback (127.0.0.1)"
+            "refusing to listen on {addr} with auth = \"trust\": anyone who can reach it could connect. \
+             Configure auth = \"scram-sha-256\" with [[users]] (see `lambdadb passwd`), or listen on 127.0.0.1"
         );
     }
     std::fs::create_dir_all(&config.data_dir)
@@ -106,6 +107,19 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         );
     }
 
+    let tls = if config.tls_cert.is_empty() {
+        None
+    } else {
+        let acceptor = lambdadb_wire::tls::acceptor(
+            std::path::Path::new(&config.tls_cert),
+            std::path::Path::new(&config.tls_key),
+        )
+        .map_err(|e| {
+            anyhow::anyhow!("{e}; the server does not start without the TLS it was configured with")
+        })?;
+        info!(cert = %config.tls_cert, "TLS enabled (1.2 and 1.3)");
+        Some(acceptor)
+    };
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -118,7 +132,7 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         config.database
     );
 
-    let server = tokio::spawn(lambdadb_wire::serve(listener, engine.clone()));
+    let server = tokio::spawn(lambdadb_wire::serve(listener, engine.clone(), tls));
     shutdown_signal().await;
     info!("shutting down: stopping consumers and archiving what they consumed");
     server.abort();

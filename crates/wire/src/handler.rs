@@ -7,6 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::{Sink, SinkExt, StreamExt, stream};
 use lambdadb_query::{Outcome, Prepared, SERVER_VERSION, Session};
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::sasl::scram::ScramAuth;
 use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
@@ -26,6 +28,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Notify;
 use tracing::debug;
 
+use crate::auth::ConfiguredUsers;
 use crate::cancel::CancelRegistry;
 use crate::encode::{encode_batch, field_infos, pg_type};
 use crate::error::{datafusion_to_pgwire, fatal, query_error, to_pgwire};
@@ -39,9 +42,37 @@ pub struct Handler {
     pids: RandomPidSecretKeyGenerator,
     cancels: Arc<CancelRegistry>,
     cancel: Arc<Notify>,
-    pid: std::sync::Mutex<Option<i32>>,
+    pid: Arc<std::sync::Mutex<Option<i32>>>,
     /// Set when the connection limit is reached: startup answers 53300.
     refuse: Option<String>,
+    /// SCRAM-SHA-256 exchange, when password authentication is configured.
+    scram: Option<SASLAuthStartupHandler<DefaultServerParameterProvider>>,
+}
+
+/// ParameterStatus values sent after authentication.
+fn server_params() -> DefaultServerParameterProvider {
+    let mut params = DefaultServerParameterProvider::default();
+    params.server_version = format!("{SERVER_VERSION} (lambdadb {})", env!("CARGO_PKG_VERSION"));
+    params.time_zone = "UTC".into();
+    params.is_superuser = false;
+    params
+}
+
+/// Generates the connection's cancel key and registers it for cancel requests.
+struct RegisteringPids {
+    inner: RandomPidSecretKeyGenerator,
+    cancels: Arc<CancelRegistry>,
+    signal: Arc<Notify>,
+    pid: Arc<std::sync::Mutex<Option<i32>>>,
+}
+
+impl PidSecretKeyGenerator for RegisteringPids {
+    fn generate(&self, client: &dyn ClientInfo) -> (i32, pgwire::messages::startup::SecretKey) {
+        let (pid, key) = self.inner.generate(client);
+        self.cancels.register(pid, key.clone(), self.signal.clone());
+        *self.pid.lock().expect("pid lock") = Some(pid);
+        (pid, key)
+    }
 }
 
 impl Drop for Handler {
@@ -59,6 +90,21 @@ impl Handler {
         params.server_version =
             format!("{SERVER_VERSION} (lambdadb {})", env!("CARGO_PKG_VERSION"));
         params.time_zone = "UTC".into();
+        let cancel = Arc::new(Notify::new());
+        let pid = Arc::new(std::sync::Mutex::new(None));
+        let config = session.engine().config();
+        let scram = (config.auth == "scram-sha-256").then(|| {
+            SASLAuthStartupHandler::new(Arc::new(server_params()))
+                .with_scram(ScramAuth::new(Arc::new(ConfiguredUsers {
+                    users: config.users.clone(),
+                })))
+                .with_pid_secret_key_generator(Arc::new(RegisteringPids {
+                    inner: RandomPidSecretKeyGenerator::default(),
+                    cancels: cancels.clone(),
+                    signal: cancel.clone(),
+                    pid: pid.clone(),
+                }))
+        });
         Self {
             parser: Arc::new(StatementParser {
                 session: session.clone(),
@@ -67,9 +113,10 @@ impl Handler {
             params,
             pids: RandomPidSecretKeyGenerator::default(),
             cancels,
-            cancel: Arc::new(Notify::new()),
-            pid: std::sync::Mutex::new(None),
+            cancel,
+            pid,
             refuse,
+            scram,
         }
     }
 }
@@ -103,16 +150,12 @@ impl StartupHandler for Handler {
         message: PgWireFrontendMessage,
     ) -> PgWireResult<()>
     where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if let PgWireFrontendMessage::Startup(ref startup) = message {
-            protocol_negotiation(client, startup).await?;
             save_startup_parameters_to_metadata(client, startup);
-            if let Some(reason) = &self.refuse {
-                return Err(fatal("53300", reason.clone()));
-            }
             let config = self.session.engine().config();
             let user = client.metadata().get("user").cloned().unwrap_or_default();
             let database = client
@@ -120,14 +163,8 @@ impl StartupHandler for Handler {
                 .get("database")
                 .cloned()
                 .unwrap_or_else(|| user.clone());
-            if user != config.user {
-                return Err(fatal(
-                    "28000",
-                    format!(
-                        "role \"{user}\" does not exist; connect as user \"{}\"",
-                        config.user
-                    ),
-                ));
+            if let Some(reason) = &self.refuse {
+                return Err(fatal("53300", reason.clone()));
             }
             if database != config.database {
                 return Err(fatal(
@@ -138,12 +175,28 @@ impl StartupHandler for Handler {
                     ),
                 ));
             }
-            let (pid, key) = self.pids.generate(client);
-            client.set_pid_and_secret_key(pid, key.clone());
-            self.cancels.register(pid, key, self.cancel.clone());
-            *self.pid.lock().expect("pid lock") = Some(pid);
-            finish_authentication(client, &self.params).await?;
-            debug!(user, database, "session started");
+            if self.scram.is_none() {
+                if !config.trusts(&user) {
+                    return Err(fatal(
+                        "28000",
+                        format!(
+                            "role \"{user}\" does not exist; connect as user \"{}\"",
+                            config.user
+                        ),
+                    ));
+                }
+                protocol_negotiation(client, startup).await?;
+                let (pid, key) = self.pids.generate(client);
+                client.set_pid_and_secret_key(pid, key.clone());
+                self.cancels.register(pid, key, self.cancel.clone());
+                *self.pid.lock().expect("pid lock") = Some(pid);
+                finish_authentication(client, &self.params).await?;
+                debug!(user, database, "session started (trust)");
+                return Ok(());
+            }
+        }
+        if let Some(scram) = &self.scram {
+            scram.on_startup(client, message).await?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The Postgres wire frontend (pgwire): startup, simple and extended query
 //! protocol, text and binary results, SQLSTATE errors. Depends on the query layer.
 
+pub mod auth;
 pub mod cancel;
 pub mod deadline;
 pub mod encode;
@@ -8,5 +9,6 @@ pub mod error;
 pub mod handler;
 pub mod params;
 pub mod server;
+pub mod tls;
 
 pub use server::serve;

@@ -11,7 +11,11 @@ use crate::cancel::CancelRegistry;
 use crate::handler::{Handler, Handlers};
 
 /// Serves the Postgres protocol on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, engine: Arc<Engine>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
+) -> std::io::Result<()> {
     info!(addr = %listener.local_addr()?, "serving the Postgres protocol");
     let cancels = Arc::new(CancelRegistry::default());
     let active = Arc::new(AtomicUsize::new(0));
@@ -39,9 +43,10 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) -> std::io::Resul
             refuse,
         )));
         let active = active.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             debug!(%peer, "connection");
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                 debug!(%peer, "connection ended with an error: {e}");
             }
             active.fetch_sub(1, Ordering::SeqCst);

@@ -1,0 +1,115 @@
+"""SCRAM-SHA-256 authentication from configured verifiers, and TLS."""
+
+import asyncio
+import subprocess
+
+import asyncpg
+
+import psycopg
+import pytest
+
+from harness import BIN, ROOT, free_port
+
+
+def verifier(password):
+    out = subprocess.run([BIN, "passwd"], input=password + "\n", capture_output=True,
+                         text=True, check=True)
+    return out.stdout.strip()
+
+
+def make_cert(tmp_path):
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def write_config(tmp_path, tls=None, users=(("alice", "s3cret", "reader"),)):
+    lines = ['auth = "scram-sha-256"']
+    if tls:
+        lines += [f'tls_cert = "{tls[0]}"', f'tls_key = "{tls[1]}"']
+    for name, password, role in users:
+        lines += ["[[users]]", f'name = "{name}"', f'password = "{verifier(password)}"',
+                  f'role = "{role}"']
+    path = tmp_path / "lambdadb.toml"
+    path.write_text("\n".join(lines) + "\n")
+    assert "s3cret" not in path.read_text(), "no plaintext password in the file"
+    return path
+
+
+async def asyncpg_login_error(port, user, password):
+    try:
+        conn = await asyncpg.connect(host="127.0.0.1", port=port, user=user, password=password,
+                                     database="lambdadb", ssl=False)
+    except asyncpg.PostgresError as e:
+        return e.sqlstate
+    await conn.close()
+    return None
+
+
+def test_scram_authentication(broker, make_server, tmp_path):
+    broker.create_topic("events", 1)
+    server = make_server(broker.brokers, config=write_config(tmp_path))
+    server.user, server.password = "alice", "s3cret"
+    with server.connect() as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    messages = []
+    for user, password in [("alice", "wrong"), ("mallory", "s3cret")]:
+        with pytest.raises(psycopg.OperationalError) as e:
+            psycopg.connect(server.dsn(user=user, password=password))
+        messages.append(str(e.value))
+        code = asyncio.run(asyncpg_login_error(server.port, user, password))
+        assert code == "28P01"
+    # An unknown user and a wrong password are indistinguishable.
+    assert messages[0] == messages[1]
+    assert "authentication failed" in messages[0]
+    with server.connect() as c:
+        assert c.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_tls_and_prefer(broker, make_server, tmp_path):
+    broker.create_topic("events", 1)
+    cert, key = make_cert(tmp_path)
+    server = make_server(broker.brokers, config=write_config(tmp_path, tls=(cert, key)))
+    server.user, server.password = "alice", "s3cret"
+    for mode in ["require", "prefer"]:
+        with psycopg.connect(server.dsn(sslmode=mode)) as c:
+            assert c.pgconn.ssl_in_use
+            assert c.execute("SELECT 1").fetchone() == (1,)
+    out = subprocess.run(
+        ["psql", f"host=127.0.0.1 port={server.port} user=alice dbname=lambdadb sslmode=require",
+         "-XtAc", "SELECT 42"], capture_output=True, text=True, env={"PGPASSWORD": "s3cret"})
+    assert out.stdout.strip() == "42", out.stderr
+
+
+def test_prefer_without_tls_falls_back_to_plaintext(broker, make_server):
+    broker.create_topic("events", 1)
+    server = make_server(broker.brokers)
+    with psycopg.connect(server.dsn(sslmode="prefer")) as c:
+        assert not c.pgconn.ssl_in_use
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(server.dsn(sslmode="require"))
+
+
+def run_serve(args, tmp_path, config=None):
+    cmd = [BIN, "serve", "--data-dir", str(tmp_path / "d"), "--brokers", "127.0.0.1:1"] + args
+    if config:
+        cmd += ["--config", str(config)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+
+
+def test_refuses_unsafe_or_broken_setups(tmp_path):
+    # Trust beyond loopback.
+    out = run_serve(["--listen", f"0.0.0.0:{free_port()}"], tmp_path)
+    assert out.returncode != 0 and "refusing to listen" in out.stderr
+    # TLS configured but unusable: no silent plaintext.
+    bad = tmp_path / "bad.toml"
+    bad.write_text('tls_cert = "/nonexistent.crt"\ntls_key = "/nonexistent.key"\n')
+    out = run_serve(["--listen", f"127.0.0.1:{free_port()}"], tmp_path, bad)
+    assert out.returncode != 0 and "does not start without the TLS" in out.stderr
+    # Plaintext passwords are refused.
+    plain = tmp_path / "plain.toml"
+    plain.write_text('auth = "scram-sha-256"\n[[users]]\nname = "a"\npassword = "hunter2"\n')
+    out = run_serve(["--listen", f"127.0.0.1:{free_port()}"], tmp_path, plain)
+    assert out.returncode != 0 and "never a plaintext password" in out.stderr
