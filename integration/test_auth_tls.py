@@ -113,3 +113,26 @@ def test_refuses_unsafe_or_broken_setups(tmp_path):
     plain.write_text('auth = "scram-sha-256"\n[[users]]\nname = "a"\npassword = "hunter2"\n')
     out = run_serve(["--listen", f"127.0.0.1:{free_port()}"], tmp_path, plain)
     assert out.returncode != 0 and "never a plaintext password" in out.stderr
+
+
+def test_roles(broker, make_server, tmp_path):
+    broker.create_topic("events", 1)
+    config = write_config(tmp_path, users=(("reader", "r", "reader"), ("boss", "b", "admin")))
+    server = make_server(broker.brokers, config=config)
+    view = ("CREATE MATERIALIZED VIEW by_device AS SELECT device, count(*) AS n "
+            "FROM events GROUP BY device")
+    with psycopg.connect(server.dsn(user="reader", password="r"), autocommit=True) as c:
+        for sql in [view, "REFRESH MATERIALIZED VIEW events_hourly",
+                    "COPY (SELECT 1) TO '/tmp/lambdadb-should-not-exist.csv'",
+                    "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/'"]:
+            with pytest.raises(psycopg.Error) as e:
+                c.execute(sql)
+            # CREATE EXTERNAL TABLE is not lambdadb SQL at all: a syntax error.
+            assert e.value.sqlstate in ("42501", "0A000", "42601"), (sql, e.value)
+        assert c.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    import os
+    assert not os.path.exists("/tmp/lambdadb-should-not-exist.csv")
+    with psycopg.connect(server.dsn(user="boss", password="b"), autocommit=True) as c:
+        c.execute(view)
+        c.execute("REFRESH MATERIALIZED VIEW by_device")
+        assert c.execute("SELECT count(*) FROM by_device").fetchone() == (0,)

@@ -89,6 +89,7 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
     let engine = Engine::new(config.clone(), brokers.clone());
 
     let session = Session::new(engine.clone());
+    session.grant_admin();
     for (file, text) in Engine::catalog_files(&config.sql_dir)? {
         for r in session.execute_all(&text).await {
             if let Err(e) = r {

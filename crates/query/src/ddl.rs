@@ -29,6 +29,17 @@ pub enum CatalogStatement {
     },
 }
 
+impl CatalogStatement {
+    /// What the statement does, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            CatalogStatement::CreateSource { spec, .. } => format!("CREATE TABLE {}", spec.name),
+            CatalogStatement::CreateView { name, .. } => format!("CREATE MATERIALIZED VIEW {name}"),
+            CatalogStatement::Refresh { name } => format!("REFRESH MATERIALIZED VIEW {name}"),
+        }
+    }
+}
+
 /// `REFRESH MATERIALIZED VIEW [CONCURRENTLY] name`, which sqlparser does not parse.
 pub fn parse_refresh(sql: &str) -> Option<Result<CatalogStatement>> {
     let text = sql.trim().trim_end_matches(';').trim();

@@ -21,6 +21,8 @@ pub enum QueryError {
     #[error("{0}")]
     QueryCanceled(String),
     #[error("{0}")]
+    InsufficientPrivilege(String),
+    #[error("{0}")]
     InvalidDefinition(String),
     #[error("{0}")]
     FeatureNotSupported(String),
@@ -48,6 +50,7 @@ impl QueryError {
             QueryError::UndefinedObject(_) => "42704",
             QueryError::InFailedTransaction(_) => "25P02",
             QueryError::QueryCanceled(_) => "57014",
+            QueryError::InsufficientPrivilege(_) => "42501",
             QueryError::InvalidDefinition(_) => "42P17",
             QueryError::FeatureNotSupported(_) => "0A000",
             QueryError::InvalidParameter(_) => "22023",

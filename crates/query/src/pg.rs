@@ -253,15 +253,8 @@ impl SchemaProvider for PgCatalogOverlay {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn size_pretty_matches_postgres() {
-        assert_eq!(super::size_pretty(123), "123 bytes");
-        assert_eq!(super::size_pretty(10240), "10 kB");
-        assert_eq!(super::size_pretty(20 * 1024 * 1024), "20 MB");
-    }
-}
+/// (name, value, description)
+type Setting = (String, String, String);
 
 fn settings_table(vars: &SessionVars) -> Result<Arc<dyn TableProvider>> {
     let rows = vars.all();
@@ -276,7 +269,7 @@ fn settings_table(vars: &SessionVars) -> Result<Arc<dyn TableProvider>> {
         Field::new("source", DataType::Utf8, true),
         Field::new("reset_val", DataType::Utf8, true),
     ]));
-    let col = |f: &dyn Fn(&(String, String, String)) -> Option<String>| -> ArrayRef {
+    let col = |f: &dyn Fn(&Setting) -> Option<String>| -> ArrayRef {
         Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
     };
     let batch = RecordBatch::try_new(
@@ -294,4 +287,14 @@ fn settings_table(vars: &SessionVars) -> Result<Arc<dyn TableProvider>> {
         ],
     )?;
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn size_pretty_matches_postgres() {
+        assert_eq!(super::size_pretty(123), "123 bytes");
+        assert_eq!(super::size_pretty(10240), "10 kB");
+        assert_eq!(super::size_pretty(20 * 1024 * 1024), "20 MB");
+    }
 }

@@ -71,6 +71,8 @@ pub struct Session {
     /// Reported parameters changed since the frontend last asked.
     changed: Mutex<Vec<&'static str>>,
     tx: Mutex<TxState>,
+    /// Whether the authenticated user may change the catalog.
+    admin: std::sync::atomic::AtomicBool,
 }
 
 /// Transaction block state, as PostgreSQL keeps it: reads inside `BEGIN` are
@@ -98,7 +100,29 @@ impl Session {
             parser: PostgresCompatibilityParser::new(),
             changed: Mutex::new(Vec::new()),
             tx: Mutex::new(TxState::Idle),
+            admin: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// For lambdadb's own sessions (the catalog files run at start-up).
+    pub fn grant_admin(&self) {
+        self.admin.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Records who authenticated. Configured users have their configured role;
+    /// without a `users` list the single trusted loopback user is the admin.
+    pub fn set_user(&self, user: &str) {
+        let config = self.engine.config();
+        let admin = if config.users.is_empty() {
+            user == config.user
+        } else {
+            config
+                .users
+                .iter()
+                .any(|u| u.name == user && u.role == "admin")
+        };
+        self.admin.store(admin, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.vars.set("session_authorization", user);
     }
 
     /// In a failed transaction block every statement fails with 25P02, even one
@@ -303,7 +327,15 @@ impl Session {
 
     async fn execute_inner(&self, p: &Prepared, params: Vec<ScalarValue>) -> Result<Outcome> {
         match p {
-            Prepared::Catalog(c) => Ok(Outcome::Command(self.engine.execute(c.clone()).await?)),
+            Prepared::Catalog(c) => {
+                if !self.admin.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(QueryError::InsufficientPrivilege(format!(
+                        "permission denied: {} needs the admin role; this user is read-only (set role = \"admin\" for the user in the configuration)",
+                        c.describe()
+                    )));
+                }
+                Ok(Outcome::Command(self.engine.execute(c.clone()).await?))
+            }
             Prepared::Command(tag) => Ok(Outcome::Command(tag.clone())),
             Prepared::Set(assignment) => {
                 if let Some((name, value)) = assignment {

@@ -45,6 +45,7 @@ async fn every_query_counts_each_event_once_while_the_seam_moves() {
     };
     let engine = Engine::new(config, brokers.clone());
     let session = Session::new(engine.clone());
+    session.grant_admin();
     for r in session
         .execute_all(
             "CREATE TABLE clicks (t TIMESTAMPTZ NOT NULL, k TEXT NOT NULL, v BIGINT) WITH (topic = 'clicks');

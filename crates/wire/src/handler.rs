@@ -191,12 +191,20 @@ impl StartupHandler for Handler {
                 self.cancels.register(pid, key, self.cancel.clone());
                 *self.pid.lock().expect("pid lock") = Some(pid);
                 finish_authentication(client, &self.params).await?;
+                self.session.set_user(&user);
                 debug!(user, database, "session started (trust)");
                 return Ok(());
             }
         }
         if let Some(scram) = &self.scram {
             scram.on_startup(client, message).await?;
+            if matches!(
+                client.state(),
+                pgwire::api::PgWireConnectionState::ReadyForQuery
+            ) {
+                let user = client.metadata().get("user").cloned().unwrap_or_default();
+                self.session.set_user(&user);
+            }
         }
         Ok(())
     }
