@@ -2,8 +2,9 @@
 # Everything they need is installed by integration/setup.sh (apt, pip).
 
 CARGO ?= cargo
-BIN := target/debug/lambdadb
-DEMO_DATA := target/demo-data
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+BIN := $(TARGET_DIR)/debug/lambdadb
+DEMO_DATA := $(CURDIR)/target/demo-data
 
 .PHONY: run test build unit integration fmt clippy setup-build setup-test
 
@@ -27,7 +28,7 @@ unit:
 	$(CARGO) test --workspace
 
 integration: build
-	LAMBDADB_TEST_BIN=$(CURDIR)/$(BIN) .venv/bin/python -m pytest -v integration
+	LAMBDADB_TEST_BIN=$(BIN) .venv/bin/python -m pytest -v integration
 
 fmt:
 	$(CARGO) fmt --all
