@@ -121,3 +121,18 @@ def test_connection_limit(broker, make_server):
     with psycopg.connect(server.dsn(), autocommit=True) as third:
         assert third.execute("SELECT 1").fetchone() == (1,)
     second.close()
+
+
+def test_query_memory_limit(broker, make_server):
+    broker.create_topic("events", 1)
+    server = make_server(broker.brokers, env={"LAMBDADB_QUERY_MEMORY_LIMIT": "16MB"})
+    hungry = ("SELECT x % 3000000 AS k, count(*) FROM generate_series(1, 6000000) AS t(x) "
+              "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1")
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        with pytest.raises(psycopg.Error) as e:
+            c.execute(hungry)
+        assert e.value.sqlstate == "53200", e.value
+        assert "query_memory_limit" in str(e.value)
+        # The server survives and the next query runs.
+        assert c.execute("SELECT count(*) FROM generate_series(1, 1000)").fetchone() == (1000,)
+    assert server.alive()

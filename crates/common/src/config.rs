@@ -59,6 +59,9 @@ pub struct Config {
     /// How often every materialized view is recomputed by the batch layer; 0 disables.
     #[serde(with = "duration_str")]
     pub refresh_interval: Duration,
+    /// Memory one query may use (DataFusion's memory pool, per session); a query
+    /// that needs more fails with 53200 and the server goes on. Sizes: 512MB, 2GB.
+    pub query_memory_limit: String,
     /// Rejected messages kept for `lambdadb.rejected_messages` (oldest dropped first).
     pub rejected_keep: usize,
     /// Embedded mode only: demo events produced per second (0 disables the generator).
@@ -104,6 +107,7 @@ impl Default for Config {
             archive_interval: Duration::from_secs(10),
             refresh_interval: Duration::from_secs(60),
             rejected_keep: 10_000,
+            query_memory_limit: "2GB".into(),
             demo_rate: 1_000,
             demo_partitions: 3,
         }
@@ -196,6 +200,7 @@ impl Config {
                 )));
             }
         }
+        parse_size(&self.query_memory_limit).map_err(ConfigError::Invalid)?;
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             return Err(ConfigError::Invalid(
                 "set both tls_cert and tls_key, or neither".into(),
@@ -211,6 +216,32 @@ impl Config {
         } else {
             self.users.iter().any(|u| u.name == user)
         }
+    }
+}
+
+/// Parses `512MB`, `2GB`, `64KB`, or a bare number of bytes (1024-based units).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size such as 512MB or 2GB"))?;
+    let factor = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" | "K" => 1 << 10,
+        "MB" | "M" => 1 << 20,
+        "GB" | "G" => 1 << 30,
+        "TB" | "T" => 1 << 40,
+        _ => return Err(format!("'{text}': unknown unit, use B, KB, MB, GB or TB")),
+    };
+    Ok(n * factor)
+}
+
+impl Config {
+    /// `query_memory_limit` in bytes (validated at load).
+    pub fn query_memory_bytes(&self) -> usize {
+        parse_size(&self.query_memory_limit).unwrap_or(2 << 30)
     }
 }
 
@@ -281,6 +312,13 @@ mod tests {
         let file = dir.join("c.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         assert!(Config::load_from(Some(&file), &[]).is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512MB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2gb").unwrap(), 2 << 30);
+        assert!(parse_size("lots").is_err());
     }
 
     #[test]

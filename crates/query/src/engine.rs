@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
 use lambdadb_batch::ViewVersion;
 use lambdadb_common::{Config, SourceSpec};
@@ -53,6 +55,18 @@ impl Engine {
             .with_information_schema(true)
             .set_str("datafusion.execution.time_zone", "UTC")
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+    }
+
+    /// A runtime whose memory pool enforces `query_memory_limit`. Spilling to disk
+    /// is off, so a query over the limit fails (53200) instead of filling the disk.
+    pub fn runtime(&self) -> Arc<RuntimeEnv> {
+        RuntimeEnvBuilder::new()
+            .with_memory_limit(self.config.query_memory_bytes(), 1.0)
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .build_arc()
+            .expect("a memory-limited runtime always builds")
     }
 
     pub fn source(&self, name: &str) -> Option<Arc<SourceState>> {

@@ -23,6 +23,8 @@ pub enum QueryError {
     #[error("{0}")]
     InsufficientPrivilege(String),
     #[error("{0}")]
+    OutOfMemory(String),
+    #[error("{0}")]
     InvalidDefinition(String),
     #[error("{0}")]
     FeatureNotSupported(String),
@@ -51,6 +53,7 @@ impl QueryError {
             QueryError::InFailedTransaction(_) => "25P02",
             QueryError::QueryCanceled(_) => "57014",
             QueryError::InsufficientPrivilege(_) => "42501",
+            QueryError::OutOfMemory(_) => "53200",
             QueryError::InvalidDefinition(_) => "42P17",
             QueryError::FeatureNotSupported(_) => "0A000",
             QueryError::InvalidParameter(_) => "22023",
@@ -98,7 +101,11 @@ pub fn classify(e: &DataFusionError) -> QueryError {
         {
             return QueryError::DataException("division by zero".into());
         }
-        DataFusionError::ResourcesExhausted(_) => return QueryError::Internal(msg),
+        DataFusionError::ResourcesExhausted(_) => {
+            return QueryError::OutOfMemory(format!(
+                "out of memory: the query needs more than query_memory_limit allows ({msg}); aggregate more, select fewer rows, or query a materialized view"
+            ));
+        }
         _ => {}
     }
     if let Some(name) = table_not_found(&msg) {

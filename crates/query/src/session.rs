@@ -86,7 +86,7 @@ enum TxState {
 
 impl Session {
     pub fn new(engine: Arc<Engine>) -> Self {
-        let ctx = SessionContext::new_with_config(engine.session_config());
+        let ctx = SessionContext::new_with_config_rt(engine.session_config(), engine.runtime());
         ctx.register_catalog("lambdadb", Arc::new(LambdaCatalog::new(engine.clone())));
         let user = engine.config().user.clone();
         let vars = SessionVars::new(&user);

@@ -170,7 +170,8 @@ impl TableProvider for ViewTable {
             .options_mut()
             .catalog
             .create_default_catalog_and_schema = true;
-        let ctx = SessionContext::new_with_config(config);
+        // Same runtime: the merge counts against the session's memory limit.
+        let ctx = SessionContext::new_with_config_rt(config, state.runtime_env().clone());
         // Version first, then the source snapshot: the snapshot's manifest can only
         // be newer than the one the version was computed from, so the files at or
         // above the version's watermark are all there.
