@@ -35,6 +35,12 @@ pub enum Outcome {
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
     },
+    /// Rows to send as COPY data.
+    Copy {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        format: crate::copy::CopyFormat,
+    },
     Command(String),
     Begin,
     Commit,
@@ -54,6 +60,11 @@ pub enum Prepared {
     Set(Option<(String, String)>),
     /// `RESET name`, or everything (`RESET ALL`, `DISCARD ALL`).
     Reset(Option<String>),
+    /// `COPY (query) TO STDOUT`.
+    Copy {
+        query: Box<Prepared>,
+        format: crate::copy::CopyFormat,
+    },
     /// Planned by DataFusion; re-planned at every execution so that system tables
     /// and snapshots are current.
     Query {
@@ -243,6 +254,14 @@ impl Session {
     }
 
     async fn classify(&self, stmt: Statement) -> Result<Prepared> {
+        if let Some(copy) = crate::copy::parse_copy(&stmt) {
+            let (query, format) = copy?;
+            let inner = Box::pin(self.prepare(&query)).await?;
+            return Ok(Prepared::Copy {
+                query: Box::new(inner),
+                format,
+            });
+        }
         match &stmt {
             Statement::StartTransaction { .. } => return Ok(Prepared::Begin),
             Statement::Commit { .. } => return Ok(Prepared::Commit),
@@ -361,6 +380,19 @@ impl Session {
             Prepared::Rollback => Ok(Outcome::Rollback),
             Prepared::Empty => Ok(Outcome::Command(String::new())),
             Prepared::Show(name) => self.show(name),
+            Prepared::Copy { query, format } => {
+                let fresh = Box::pin(self.replan(query)).await?;
+                match Box::pin(self.execute_inner(&fresh, params)).await? {
+                    Outcome::Rows { schema, stream } => Ok(Outcome::Copy {
+                        schema,
+                        stream,
+                        format: format.clone(),
+                    }),
+                    _ => Err(QueryError::FeatureNotSupported(
+                        "COPY needs a query that returns rows".into(),
+                    )),
+                }
+            }
             Prepared::Query { plan, .. } => {
                 let mut plan = plan.clone();
                 if !params.is_empty() {

@@ -17,9 +17,12 @@ use arrow::util::display::FormatOptions;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
-use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
+use pgwire::api::results::{CopyEncoder, DataRowEncoder, FieldFormat, FieldInfo};
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
+use pgwire::types::ToSqlText;
+use postgres_types::ToSql;
 
 /// The Postgres type a column of `dt` is sent as.
 pub fn pg_type(dt: &DataType) -> Type {
@@ -130,12 +133,7 @@ pub fn encode_batch(
     batch: &RecordBatch,
     fields: &Arc<Vec<FieldInfo>>,
 ) -> PgWireResult<Vec<DataRow>> {
-    let cols: Vec<Col> = batch
-        .columns()
-        .iter()
-        .zip(fields.iter())
-        .map(|(a, f)| prepare(a, f))
-        .collect::<PgWireResult<_>>()?;
+    let cols = prepare_all(batch, fields)?;
     let mut enc = DataRowEncoder::new(fields.clone());
     let mut rows = Vec::with_capacity(batch.num_rows());
     for r in 0..batch.num_rows() {
@@ -147,35 +145,78 @@ pub fn encode_batch(
     Ok(rows)
 }
 
+/// Where encoded values go: a DataRow or a COPY row. One encoder for both.
+pub trait FieldSink {
+    fn put<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()>;
+}
+
+impl FieldSink for DataRowEncoder {
+    fn put<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()> {
+        self.encode_field(value)
+    }
+}
+
+impl FieldSink for CopyEncoder {
+    fn put<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()> {
+        self.encode_field(value)
+    }
+}
+
+/// Encodes every row of `batch` as COPY data following `fields`.
+pub fn encode_copy(
+    batch: &RecordBatch,
+    fields: &Arc<Vec<FieldInfo>>,
+    enc: &mut CopyEncoder,
+) -> PgWireResult<Vec<CopyData>> {
+    let cols = prepare_all(batch, fields)?;
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for r in 0..batch.num_rows() {
+        for c in &cols {
+            encode_cell(enc, c, r)?;
+        }
+        rows.push(enc.take_copy());
+    }
+    Ok(rows)
+}
+
+fn prepare_all(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> PgWireResult<Vec<Col>> {
+    batch
+        .columns()
+        .iter()
+        .zip(fields.iter())
+        .map(|(a, f)| prepare(a, f))
+        .collect()
+}
+
 fn opt<A: Array>(a: &A, r: usize) -> bool {
     a.is_valid(r)
 }
 
-fn encode_cell(enc: &mut DataRowEncoder, c: &Col, r: usize) -> PgWireResult<()> {
+fn encode_cell<S: FieldSink>(enc: &mut S, c: &Col, r: usize) -> PgWireResult<()> {
     match c {
-        Col::Bool(a) => enc.encode_field(&opt(a, r).then(|| a.value(r))),
-        Col::I16(a) => enc.encode_field(&opt(a, r).then(|| a.value(r))),
-        Col::I32(a) => enc.encode_field(&opt(a, r).then(|| a.value(r))),
-        Col::I64(a) => enc.encode_field(&opt(a, r).then(|| a.value(r))),
-        Col::F32(a) => enc.encode_field(&opt(a, r).then(|| a.value(r))),
-        Col::F64(a) => enc.encode_field(&opt(a, r).then(|| a.value(r))),
-        Col::Text(a) => enc.encode_field(&opt(a, r).then(|| a.value(r))),
-        Col::Bytes(a) => enc.encode_field(&opt(a, r).then(|| a.value(r))),
+        Col::Bool(a) => enc.put(&opt(a, r).then(|| a.value(r))),
+        Col::I16(a) => enc.put(&opt(a, r).then(|| a.value(r))),
+        Col::I32(a) => enc.put(&opt(a, r).then(|| a.value(r))),
+        Col::I64(a) => enc.put(&opt(a, r).then(|| a.value(r))),
+        Col::F32(a) => enc.put(&opt(a, r).then(|| a.value(r))),
+        Col::F64(a) => enc.put(&opt(a, r).then(|| a.value(r))),
+        Col::Text(a) => enc.put(&opt(a, r).then(|| a.value(r))),
+        Col::Bytes(a) => enc.put(&opt(a, r).then(|| a.value(r))),
         Col::Date(a) => {
             let d =
                 opt(a, r).then(|| NaiveDate::default() + chrono::Duration::days(a.value(r) as i64));
-            enc.encode_field(&d)
+            enc.put(&d)
         }
         Col::Ts(a, tz, text) => {
             let t = opt(a, r)
                 .then(|| DateTime::<Utc>::from_timestamp_micros(a.value(r)))
                 .flatten();
             if *text {
-                enc.encode_field(&t.map(|t| timestamp_text(&t, *tz)))
+                enc.put(&t.map(|t| timestamp_text(&t, *tz)))
             } else if *tz {
-                enc.encode_field(&t)
+                enc.put(&t)
             } else {
-                enc.encode_field(&t.map(|t| -> NaiveDateTime { t.naive_utc() }))
+                enc.put(&t.map(|t| -> NaiveDateTime { t.naive_utc() }))
             }
         }
     }

@@ -236,6 +236,19 @@ fn rows_response(
                 .flatten();
             Response::Query(QueryResponse::new(fields, rows))
         }
+        Outcome::Copy {
+            schema,
+            stream,
+            format,
+        } => {
+            let stream = crate::deadline::with_deadline(
+                stream,
+                session.vars().statement_timeout_ms(),
+                session.clone(),
+                cancel.clone(),
+            );
+            crate::copy::copy_out(schema, stream, &format)
+        }
         Outcome::Command(tag) if tag.is_empty() => Response::EmptyQuery,
         Outcome::Command(tag) => {
             let tag = match tag.as_str() {

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cancel;
+pub mod copy;
 pub mod deadline;
 pub mod encode;
 pub mod error;
