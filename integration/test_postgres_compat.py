@@ -34,6 +34,9 @@ def test_psql_describes_tables_and_views(server):
     assert "lambdadb" in psql_meta(server, r"\l")
     assert "public" in psql_meta(server, r"\dn")
     assert "hour       | timestamp with time zone" in psql_meta(server, r"\d events_hourly")
+    assert "lambdadb" in psql_meta(server, r"\du")
+    assert "0 bytes" in psql_meta(server, r"\dt+")
+    assert "List of functions" in psql_meta(server, r"\df")
 
 
 def test_session_parameters(server):

@@ -172,11 +172,12 @@ fn table_not_found(msg: &str) -> Option<String> {
 /// "No field named foo. Valid fields are t.a, t.b." into PostgreSQL's wording,
 /// keeping DataFusion's list of valid columns as the hint.
 fn column_message(msg: &str) -> String {
-    let name = msg
-        .split("No field named ")
-        .nth(1)
-        .and_then(|r| r.split(['.', ' ']).next())
-        .unwrap_or("?")
+    let rest = msg.split("No field named ").nth(1).unwrap_or("?");
+    let name = rest
+        .split(". Valid")
+        .next()
+        .unwrap_or(rest)
+        .trim_end_matches('.')
         .trim_matches('"');
     match msg.find("Valid fields are") {
         Some(i) => format!(
@@ -200,6 +201,15 @@ mod tests {
             Some("nope")
         );
         assert_eq!(table_not_found("something else"), None);
+    }
+
+    #[test]
+    fn qualified_column_names_stay_whole() {
+        let m = column_message("No field named c.reloptions. Valid fields are c.oid.");
+        assert!(
+            m.starts_with("column \"c.reloptions\" does not exist"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -81,27 +81,49 @@ pub fn install(ctx: &SessionContext, vars: &SessionVars, users: Vec<String>) -> 
     ] {
         ctx.register_udf(constant_udf(
             name,
-            vec![DataType::UInt32],
+            vec![DataType::Int32],
             DataType::Boolean,
             ScalarValue::Boolean(Some(true)),
+        ));
+    }
+    // Sizes psql's \dt+ and \d+ show: the data lives outside PostgreSQL's storage.
+    for name in ["pg_table_size", "pg_indexes_size"] {
+        ctx.register_udf(constant_udf(
+            name,
+            vec![DataType::Int32],
+            DataType::Int64,
+            ScalarValue::Int64(Some(0)),
+        ));
+    }
+    // psql's \df: lambdadb has no user-defined functions to describe.
+    for name in [
+        "pg_get_function_result",
+        "pg_get_function_arguments",
+        "pg_get_function_identity_arguments",
+    ] {
+        ctx.register_udf(constant_udf(
+            name,
+            vec![DataType::Int32],
+            DataType::Utf8,
+            ScalarValue::Utf8(None),
         ));
     }
     // Descriptions: lambdadb keeps no comments yet, so NULL as PostgreSQL without COMMENT ON.
     ctx.register_udf(constant_udf(
         "obj_description",
-        vec![DataType::UInt32, DataType::Utf8],
+        vec![DataType::Int32, DataType::Utf8],
         DataType::Utf8,
         ScalarValue::Utf8(None),
     ));
     ctx.register_udf(constant_udf(
         "col_description",
-        vec![DataType::UInt32, DataType::Int32],
+        vec![DataType::Int32, DataType::Int32],
         DataType::Utf8,
         ScalarValue::Utf8(None),
     ));
     ctx.register_udf(constant_udf(
         "shobj_description",
-        vec![DataType::UInt32, DataType::Utf8],
+        vec![DataType::Int32, DataType::Utf8],
         DataType::Utf8,
         ScalarValue::Utf8(None),
     ));
