@@ -90,6 +90,15 @@ def test_bad_messages_are_counted_and_skipped(broker, make_server, tmp_path):
     assert "not an object" in rows[3][2]
     rejected = server.query("SELECT rejected_messages FROM lambdadb.sources")[0][0]
     assert rejected == 4
+    # The broker's high watermark comes from Fetch responses (librdkafka statistics).
+    import time
+    for _ in range(50):
+        high, lag = server.query(
+            "SELECT broker_high_watermark, lag_messages FROM lambdadb.sources")[0]
+        if high == 1504:
+            break
+        time.sleep(0.1)
+    assert (high, lag) == (1504, 0)
     assert_hourly_matches(server, read_events(good, after))
 
 

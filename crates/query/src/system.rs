@@ -42,6 +42,8 @@ fn sources(engine: &Engine) -> Result<RecordBatch> {
         Field::new("partition", DataType::Int32, false),
         Field::new("archived_offset", DataType::Int64, false),
         Field::new("consumed_offset", DataType::Int64, false),
+        Field::new("broker_high_watermark", DataType::Int64, true),
+        Field::new("lag_messages", DataType::Int64, true),
         Field::new("archived_rows", DataType::Int64, false),
         Field::new("archived_files", DataType::Int64, false),
         Field::new("speed_rows", DataType::Int64, false),
@@ -52,6 +54,7 @@ fn sources(engine: &Engine) -> Result<RecordBatch> {
     ]));
     let (mut name, mut topic, mut part, mut archived, mut consumed) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut high, mut lag): (Vec<Option<i64>>, Vec<Option<i64>>) = (vec![], vec![]);
     let (mut arows, mut afiles, mut srows, mut sbytes, mut acc, mut rej, mut status) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for s in engine.sources() {
@@ -69,7 +72,11 @@ fn sources(engine: &Engine) -> Result<RecordBatch> {
             topic.push(s.spec.topic.clone());
             part.push(p);
             archived.push(st.archived.next(p));
-            consumed.push(st.consumed.next(p).max(st.archived.next(p)));
+            let at = st.consumed.next(p).max(st.archived.next(p));
+            consumed.push(at);
+            let h = st.high.get(&p).copied();
+            high.push(h);
+            lag.push(h.map(|h| (h - at).max(0)));
             arows.push(st.archived_rows as i64);
             afiles.push(st.archived_files as i64);
             srows.push(st.speed_rows as i64);
@@ -89,6 +96,8 @@ fn sources(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(Int32Array::from(part)),
         Arc::new(Int64Array::from(archived)),
         Arc::new(Int64Array::from(consumed)),
+        Arc::new(Int64Array::from(high)),
+        Arc::new(Int64Array::from(lag)),
         Arc::new(Int64Array::from(arows)),
         Arc::new(Int64Array::from(afiles)),
         Arc::new(Int64Array::from(srows)),
