@@ -53,3 +53,35 @@ def test_transactions_and_session_commands(broker, make_server):
         c.execute("SET application_name = 'x'")
         assert c.execute("SHOW server_version").fetchone()[0].startswith("15")
         c.rollback()
+
+
+def test_protocol_garbage_and_oversized_startup(broker, make_server):
+    import socket
+    import struct
+
+    broker.create_topic("events", 1)
+    server = make_server(broker.brokers)
+
+    def send_and_read(payload):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(payload)
+            chunks = []
+            try:
+                while True:
+                    data = s.recv(4096)
+                    if not data:
+                        break
+                    chunks.append(data)
+            except (ConnectionResetError, socket.timeout):
+                pass
+            return b"".join(chunks)
+
+    # A startup packet claiming to be 1 MB is refused (the limit is 10 kB, as in
+    # PostgreSQL), not buffered.
+    send_and_read(struct.pack("!ii", 1_000_000, 196608) + b"x" * 100)
+    # Random bytes instead of a startup packet.
+    send_and_read(bytes(range(256)) * 4)
+    # A normal client afterwards is served.
+    with server.connect() as c:
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    assert server.alive()
