@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use lambdadb_common::PartitionId;
+use lambdadb_common::{Fingerprint, PartitionId};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -24,6 +24,8 @@ pub struct ArchiveInput {
     pub first_offset: i64,
     pub next_offset: i64,
     pub batches: Vec<Arc<RecordBatch>>,
+    /// The last consumed message of the range.
+    pub last: Fingerprint,
 }
 
 /// Writes and commits archive files of one source table.
@@ -104,6 +106,7 @@ impl Archiver {
                 });
             }
             next.watermark.advance(input.partition, input.next_offset);
+            next.fingerprints.insert(input.partition, input.last);
         }
         next.commit(&self.dir)?;
         info!(dir = %self.dir.display(), version = next.version, watermark = %next.watermark, "archived");
@@ -170,12 +173,14 @@ mod tests {
                         first_offset: 0,
                         next_offset: 4,
                         batches: vec![rows(&[0, 1]), rows(&[3])],
+                        last: Fingerprint { offset: 3, hash: 7 },
                     },
                     ArchiveInput {
                         partition: 1,
                         first_offset: 0,
                         next_offset: 2,
                         batches: vec![],
+                        last: Fingerprint { offset: 1, hash: 9 },
                     },
                 ],
             )
@@ -183,6 +188,7 @@ mod tests {
         assert_eq!(m1.files.len(), 1, "an all-rejected range writes no file");
         assert_eq!(m1.watermark.next(1), 2, "but still advances the watermark");
         assert_eq!(m1.rows(), 3);
+        assert_eq!(m1.fingerprints[&0], Fingerprint { offset: 3, hash: 7 });
 
         // A crash leaves a temporary and an unlisted file: both vanish on open.
         std::fs::write(dir.path().join("p0/x.parquet.tmp"), b"junk").unwrap();

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lambdadb_common::{PartitionId, Watermark};
+use lambdadb_common::{Fingerprint, PartitionId, Watermark};
 use serde::{Deserialize, Serialize};
 
 use crate::durable::write_atomic;
@@ -28,6 +28,9 @@ pub struct Manifest {
     /// Everything below is archived (or was rejected and is recorded as such).
     pub watermark: Watermark,
     pub files: Vec<ArchiveFile>,
+    /// The last archived message of each partition (see `Fingerprint`).
+    #[serde(default)]
+    pub fingerprints: std::collections::BTreeMap<PartitionId, Fingerprint>,
 }
 
 pub const MANIFEST_FILE: &str = "manifest.json";

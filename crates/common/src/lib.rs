@@ -9,5 +9,5 @@ pub mod offsets;
 pub mod source;
 
 pub use config::{Config, ConfigError, UserConfig};
-pub use offsets::{Offset, PartitionId, Watermark};
+pub use offsets::{Fingerprint, Offset, PartitionId, Watermark, payload_hash};
 pub use source::{OFFSET_COLUMN, PARTITION_COLUMN, SourceSpec, physical_schema};

@@ -73,6 +73,27 @@ impl fmt::Display for Watermark {
     }
 }
 
+/// Identifies one message of a partition's log: its offset and a stable hash of
+/// its payload. Recorded for the last archived message of each partition, it lets
+/// a restart check that the broker still holds the same log (a recreated topic
+/// with more messages than before would otherwise go unnoticed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub offset: i64,
+    pub hash: u64,
+}
+
+/// FNV-1a over the payload (absent payloads hash like empty ones): stable across
+/// builds, unlike std's hasher.
+pub fn payload_hash(payload: Option<&[u8]>) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in payload.unwrap_or_default() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

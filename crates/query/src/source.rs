@@ -133,7 +133,10 @@ impl SourceState {
                     continue;
                 }
                 let batches = inner.speed.batches_between(p, from, consumed);
-                let Some(first) = batches.first().map(|b| b.first_offset) else {
+                let (Some(first), Some(last)) = (
+                    batches.first().map(|b| b.first_offset),
+                    batches.last().map(|b| b.last),
+                ) else {
                     continue;
                 };
                 inputs.push(ArchiveInput {
@@ -141,6 +144,7 @@ impl SourceState {
                     first_offset: first,
                     next_offset: consumed,
                     batches: batches.into_iter().map(|b| b.rows).collect(),
+                    last,
                 });
             }
             (inner.manifest.clone(), inputs)
@@ -193,6 +197,11 @@ impl BatchSink for SourceState {
         w.partitions()
             .any(|(p, _)| p == partition)
             .then(|| w.next(partition))
+    }
+
+    fn fingerprint(&self, partition: PartitionId) -> Option<lambdadb_common::Fingerprint> {
+        let inner = self.inner.read().expect("source lock");
+        inner.manifest.fingerprints.get(&partition).copied()
     }
 
     fn publish(&self, batches: Vec<SpeedBatch>, rejected: Vec<Rejection>) {

@@ -24,13 +24,18 @@ use tracing::{debug, error, info, warn};
 
 use crate::decode::{JsonDecoder, RawMessage, Rejection};
 use crate::table::SpeedBatch;
-use lambdadb_common::PartitionId;
+use lambdadb_common::{Fingerprint, PartitionId, payload_hash};
 
 /// Where decoded micro-batches go (the query layer's source state).
 pub trait BatchSink: Send + Sync + 'static {
     /// Next offset to consume for `partition`, as recorded by lambdadb, or `None`
     /// to start at the earliest offset the broker has.
     fn start_offset(&self, partition: PartitionId) -> Option<i64>;
+    /// The recorded last archived message of `partition`, checked against the
+    /// broker's log before consuming resumes.
+    fn fingerprint(&self, _partition: PartitionId) -> Option<Fingerprint> {
+        None
+    }
     /// Micro-batches (one per partition) and the messages rejected in them.
     fn publish(&self, batches: Vec<SpeedBatch>, rejected: Vec<Rejection>);
     /// A partition stopped; `reason` says why and what to do.
@@ -148,6 +153,7 @@ fn run(
     let mut pending: Vec<RawMessage> = Vec::with_capacity(s.max_rows);
     let mut batch_started: Option<Instant> = None;
     let mut last_high_check = Instant::now();
+    let mut verify: BTreeMap<PartitionId, Fingerprint> = BTreeMap::new();
 
     while !stop.load(Ordering::SeqCst) {
         // Pick up the topic once it exists, and partitions added later.
@@ -162,9 +168,18 @@ fn run(
                     if !new.is_empty() {
                         let mut tpl = TopicPartitionList::new();
                         for p in &new {
-                            let off = match sink.start_offset(*p) {
-                                Some(o) => KOffset::Offset(o),
-                                None => KOffset::Beginning,
+                            // Re-read the last archived message first to check that
+                            // this is still the same log.
+                            let fp = sink
+                                .fingerprint(*p)
+                                .filter(|f| Some(f.offset + 1) == sink.start_offset(*p));
+                            if let Some(f) = fp {
+                                verify.insert(*p, f);
+                            }
+                            let off = match (fp, sink.start_offset(*p)) {
+                                (Some(f), _) => KOffset::Offset(f.offset),
+                                (None, Some(o)) => KOffset::Offset(o),
+                                (None, None) => KOffset::Beginning,
                             };
                             tpl.add_partition_offset(&s.topic, *p, off)?;
                             assigned.insert(*p, ());
@@ -202,6 +217,32 @@ fn run(
         }
 
         match consumer.poll(Duration::from_millis(5)) {
+            Some(Ok(m)) if failed.contains_key(&m.partition()) => {}
+            Some(Ok(m)) if verify.contains_key(&m.partition()) => {
+                let p = m.partition();
+                let want = verify.remove(&p).expect("checked");
+                let same = m.offset() == want.offset && payload_hash(m.payload()) == want.hash;
+                if !same {
+                    let reason = format!(
+                        "topic {} partition {p}: the message at offset {} is not the one lambdadb archived there \
+                         (found offset {} with different content). The topic was recreated or this is a different broker. \
+                         This partition is stopped so that nothing is dropped or counted twice; the archived data keeps serving. \
+                         Point lambdadb at the original broker, or start it with a new data directory to ingest this topic afresh.",
+                        s.topic,
+                        want.offset,
+                        m.offset()
+                    );
+                    error!("{reason}");
+                    sink.partition_failed(p, reason);
+                    failed.insert(p, ());
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(&s.topic, p);
+                    let _ = consumer.incremental_unassign(&tpl);
+                } else {
+                    info!(topic = %s.topic, partition = p, offset = want.offset, "log fingerprint matches; resuming");
+                }
+                // The verified message itself was archived already: skip it.
+            }
             Some(Ok(m)) => {
                 pending.push(RawMessage {
                     partition: m.partition(),
@@ -298,6 +339,11 @@ fn flush(
     for (p, msgs) in by_partition {
         let first = msgs.first().expect("non-empty").offset;
         let last = msgs.last().expect("non-empty").offset;
+        let last_msg = msgs.last().expect("non-empty");
+        let fingerprint = Fingerprint {
+            offset: last_msg.offset,
+            hash: payload_hash(last_msg.payload.as_deref()),
+        };
         let (rows, mut rej) = decoder.decode(&msgs);
         rejected.append(&mut rej);
         position.insert(p, last + 1);
@@ -306,6 +352,7 @@ fn flush(
             first_offset: first,
             next_offset: last + 1,
             rows: Arc::new(rows),
+            last: fingerprint,
         });
     }
     sink.publish(batches, rejected);

@@ -13,7 +13,7 @@ use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
-use lambdadb_common::{PartitionId, Watermark};
+use lambdadb_common::{Fingerprint, PartitionId, Watermark};
 
 /// A decoded micro-batch of one partition.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct SpeedBatch {
     pub next_offset: i64,
     /// Accepted rows in the physical schema (may be empty).
     pub rows: Arc<RecordBatch>,
+    /// The last consumed message (offset `next_offset - 1`).
+    pub last: Fingerprint,
 }
 
 #[derive(Debug, Default)]
@@ -161,6 +163,10 @@ mod tests {
             first_offset: first,
             next_offset: next,
             rows: Arc::new(rows),
+            last: Fingerprint {
+                offset: next - 1,
+                hash: 0,
+            },
         }
     }
 
