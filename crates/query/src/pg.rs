@@ -73,6 +73,7 @@ pub fn install(ctx: &SessionContext, vars: &SessionVars, users: Vec<String>) -> 
     ctx.register_udf(current_setting_udf(vars.clone()));
     ctx.register_udf(set_config_udf(vars.clone()));
     ctx.register_udf(pg_size_pretty_udf());
+    ctx.register_udf(to_regtype_udf());
     for name in [
         "pg_function_is_visible",
         "pg_type_is_visible",
@@ -170,6 +171,50 @@ fn pg_size_pretty_udf() -> ScalarUDF {
                 .as_primitive::<arrow::datatypes::Int64Type>()
                 .iter()
                 .map(|v| v.map(size_pretty))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        }),
+    )
+}
+
+/// OIDs of the built-in types lambdadb sends.
+fn type_oid(name: &str) -> Option<i32> {
+    let n = name
+        .trim()
+        .trim_start_matches("pg_catalog.")
+        .to_ascii_lowercase();
+    Some(match n.as_str() {
+        "bool" | "boolean" => 16,
+        "bytea" => 17,
+        "int8" | "bigint" => 20,
+        "int2" | "smallint" => 21,
+        "int4" | "integer" | "int" => 23,
+        "text" => 25,
+        "json" => 114,
+        "float4" | "real" => 700,
+        "float8" | "double precision" => 701,
+        "varchar" | "character varying" => 1043,
+        "date" => 1082,
+        "timestamp" | "timestamp without time zone" => 1114,
+        "timestamptz" | "timestamp with time zone" => 1184,
+        "numeric" => 1700,
+        _ => return None,
+    })
+}
+
+/// `to_regtype(text)`: the type's OID, or NULL when there is no such type
+/// (drivers probe for extension types such as hstore this way).
+fn to_regtype_udf() -> ScalarUDF {
+    create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let names = strings(args, 0)?;
+            let out: arrow::array::Int32Array = names
+                .iter()
+                .map(|n| n.as_deref().and_then(type_oid))
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
         }),

@@ -55,6 +55,7 @@ pub enum Prepared {
     Begin,
     Commit,
     Rollback,
+    RollbackToSavepoint,
     Show(String),
     /// `SET name = value`; `None` for forms lambdadb accepts and ignores.
     Set(Option<(String, String)>),
@@ -265,7 +266,15 @@ impl Session {
         match &stmt {
             Statement::StartTransaction { .. } => return Ok(Prepared::Begin),
             Statement::Commit { .. } => return Ok(Prepared::Commit),
+            // Savepoints: reads have nothing to undo, but drivers (SQLAlchemy,
+            // psycopg's nested transactions) use them, and rolling back to one
+            // leaves the aborted state as in PostgreSQL.
+            Statement::Rollback {
+                savepoint: Some(_), ..
+            } => return Ok(Prepared::RollbackToSavepoint),
             Statement::Rollback { .. } => return Ok(Prepared::Rollback),
+            Statement::Savepoint { .. } => return Ok(Prepared::Command("SAVEPOINT".into())),
+            Statement::ReleaseSavepoint { .. } => return Ok(Prepared::Command("RELEASE".into())),
             Statement::Set(set) => return Ok(Prepared::Set(set_assignment(set))),
             Statement::Reset(r) => {
                 return Ok(Prepared::Reset(match &r.reset {
@@ -322,6 +331,10 @@ impl Session {
     pub async fn execute(&self, p: &Prepared, params: Vec<ScalarValue>) -> Result<Outcome> {
         let state = *self.tx.lock().expect("tx lock");
         let next = match (state, p) {
+            (TxState::Failed, Prepared::RollbackToSavepoint) => {
+                *self.tx.lock().expect("tx lock") = TxState::InBlock;
+                return Ok(Outcome::Command("ROLLBACK".into()));
+            }
             (TxState::Failed, Prepared::Commit | Prepared::Rollback) => {
                 *self.tx.lock().expect("tx lock") = TxState::Idle;
                 // COMMIT of a failed transaction rolls it back, and says so.
@@ -378,6 +391,7 @@ impl Session {
             Prepared::Begin => Ok(Outcome::Begin),
             Prepared::Commit => Ok(Outcome::Commit),
             Prepared::Rollback => Ok(Outcome::Rollback),
+            Prepared::RollbackToSavepoint => Ok(Outcome::Command("ROLLBACK".into())),
             Prepared::Empty => Ok(Outcome::Command(String::new())),
             Prepared::Show(name) => self.show(name),
             Prepared::Copy { query, format } => {
