@@ -120,6 +120,20 @@ def test_sql_errors_carry_sqlstate(broker, make_server, sql, code):
     assert server.alive()
 
 
+def partition_status_when_stopped(server, timeout=10.0):
+    """Partition 0's status once it reports stopped (or the last seen after timeout)."""
+    import time
+
+    deadline = time.time() + timeout
+    status = None
+    while time.time() < deadline:
+        status = server.query("SELECT status FROM lambdadb.sources WHERE partition = 0")[0][0]
+        if status.startswith("stopped"):
+            break
+        time.sleep(0.1)
+    return status
+
+
 def test_broker_offsets_going_backwards_stop_the_partition_loudly(broker, make_server, tmp_path, logs):
     from harness import Tansu
 
@@ -140,13 +154,7 @@ def test_broker_offsets_going_backwards_stop_the_partition_loudly(broker, make_s
         server.brokers = fresh.brokers
         server.start()
         # Archived data keeps serving; nothing from the new broker is mixed in.
-        status = None
-        for _ in range(100):
-            status = server.query("SELECT status FROM lambdadb.sources WHERE partition = 0")[0][0]
-            if status.startswith("stopped"):
-                break
-            import time
-            time.sleep(0.1)
+        status = partition_status_when_stopped(server)
         assert status.startswith("stopped") and "went backwards" in status, status
         assert server.query("SELECT count(*) FROM events")[0][0] == 2_000
         assert "went backwards" in server.log_path.read_text()
@@ -163,13 +171,7 @@ def test_broker_offsets_going_backwards_stop_the_partition_loudly(broker, make_s
                 generate(tmp_path / "other.jsonl", 3_000, seed=9, start="2026-03-03T00:00:00Z"))
         server.brokers = bigger.brokers
         server.start()
-        status = None
-        for _ in range(100):
-            status = server.query("SELECT status FROM lambdadb.sources WHERE partition = 0")[0][0]
-            if status.startswith("stopped"):
-                break
-            import time
-            time.sleep(0.1)
+        status = partition_status_when_stopped(server)
         assert status.startswith("stopped") and "not the one lambdadb archived" in status, status
         assert server.query("SELECT count(*) FROM events")[0][0] == 2_000
     finally:
