@@ -60,6 +60,10 @@ def test_session_parameters(server):
         assert e.value.sqlstate == "42704"
         version = c.execute("SELECT version()").fetchone()[0]
         assert version.startswith("PostgreSQL 15.0 (lambdadb")
+        # One version everywhere: ParameterStatus, SHOW and version().
+        reported = c.info.parameter_status("server_version")
+        assert c.execute("SHOW server_version").fetchone() == (reported,)
+        assert version.startswith(f"PostgreSQL {reported} ")
         cur = c.execute("SELECT count(*), sum(revenue) FROM events")
         assert [d.name for d in cur.description] == ["count", "sum"]
 

@@ -219,11 +219,15 @@ impl Config {
     }
 }
 
+/// `"10s"` into `("10", "s")`: leading digits, then the unit.
+fn split_unit(text: &str) -> (&str, &str) {
+    let t = text.trim();
+    t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()))
+}
+
 /// Parses `512MB`, `2GB`, `64KB`, or a bare number of bytes (1024-based units).
 pub fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
+    let (num, unit) = split_unit(text);
     let n: usize = num
         .parse()
         .map_err(|_| format!("'{text}' is not a size such as 512MB or 2GB"))?;
@@ -247,9 +251,7 @@ impl Config {
 
 /// Parses `250ms`, `10s`, `5m`, `1h` (and a bare number of seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
+    let (num, unit) = split_unit(text);
     let n: u64 = num
         .parse()
         .map_err(|_| format!("'{text}' is not a duration such as 500ms, 10s, 5m or 1h"))?;

@@ -20,9 +20,8 @@ use crate::vars::SessionVars;
 /// `version()`: PostgreSQL's format, which clients parse, naming lambdadb.
 pub fn version_string() -> String {
     format!(
-        "PostgreSQL {} (lambdadb {}) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
-        crate::session::SERVER_VERSION,
-        env!("CARGO_PKG_VERSION")
+        "PostgreSQL {} on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
+        crate::session::SERVER_VERSION
     )
 }
 

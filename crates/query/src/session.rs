@@ -27,7 +27,9 @@ use crate::error::{QueryError, Result};
 use crate::vars::SessionVars;
 
 /// The PostgreSQL version lambdadb reports (its dialect and catalog follow 15).
-pub const SERVER_VERSION: &str = "15.0";
+/// The one version lambdadb reports everywhere (ParameterStatus, `SHOW
+/// server_version`, `version()`): PostgreSQL 15's dialect and catalog, naming lambdadb.
+pub const SERVER_VERSION: &str = concat!("15.0 (lambdadb ", env!("CARGO_PKG_VERSION"), ")");
 
 /// What a statement produced.
 pub enum Outcome {

@@ -190,6 +190,12 @@ impl SourceState {
     }
 }
 
+impl std::fmt::Debug for SourceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SourceState({})", self.spec.name)
+    }
+}
+
 impl BatchSink for SourceState {
     fn start_offset(&self, partition: PartitionId) -> Option<i64> {
         let inner = self.inner.read().expect("source lock");

@@ -90,12 +90,6 @@ impl SourceTable {
     }
 }
 
-impl std::fmt::Debug for SourceState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SourceState({})", self.spec.name)
-    }
-}
-
 #[async_trait]
 impl TableProvider for SourceTable {
     fn schema(&self) -> SchemaRef {

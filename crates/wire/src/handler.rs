@@ -52,7 +52,7 @@ pub struct Handler {
 /// ParameterStatus values sent after authentication.
 fn server_params() -> DefaultServerParameterProvider {
     let mut params = DefaultServerParameterProvider::default();
-    params.server_version = format!("{SERVER_VERSION} (lambdadb {})", env!("CARGO_PKG_VERSION"));
+    params.server_version = SERVER_VERSION.to_string();
     params.time_zone = "UTC".into();
     params.is_superuser = false;
     params
@@ -86,10 +86,7 @@ impl Drop for Handler {
 impl Handler {
     pub fn new(session: Session, cancels: Arc<CancelRegistry>, refuse: Option<String>) -> Self {
         let session = Arc::new(session);
-        let mut params = DefaultServerParameterProvider::default();
-        params.server_version =
-            format!("{SERVER_VERSION} (lambdadb {})", env!("CARGO_PKG_VERSION"));
-        params.time_zone = "UTC".into();
+        let params = server_params();
         let cancel = Arc::new(Notify::new());
         let pid = Arc::new(std::sync::Mutex::new(None));
         let config = session.engine().config();
@@ -210,6 +207,16 @@ impl StartupHandler for Handler {
     }
 }
 
+/// The statement timeout and cancel requests cover every streamed result.
+fn guarded(
+    stream: datafusion::execution::SendableRecordBatchStream,
+    session: &Arc<Session>,
+    cancel: &Arc<Notify>,
+) -> crate::deadline::Deadline {
+    let timeout = session.vars().statement_timeout_ms();
+    crate::deadline::with_deadline(stream, timeout, session.clone(), cancel.clone())
+}
+
 fn rows_response(
     outcome: Outcome,
     format: &Format,
@@ -220,9 +227,7 @@ fn rows_response(
         Outcome::Rows { schema, stream } => {
             let fields: Arc<Vec<FieldInfo>> = Arc::new(field_infos(&schema, format));
             let encode_with = fields.clone();
-            let timeout = session.vars().statement_timeout_ms();
-            let stream =
-                crate::deadline::with_deadline(stream, timeout, session.clone(), cancel.clone());
+            let stream = guarded(stream, session, cancel);
             let rows = stream
                 .map(move |batch| {
                     let encoded = batch
@@ -241,12 +246,7 @@ fn rows_response(
             stream,
             format,
         } => {
-            let stream = crate::deadline::with_deadline(
-                stream,
-                session.vars().statement_timeout_ms(),
-                session.clone(),
-                cancel.clone(),
-            );
+            let stream = guarded(stream, session, cancel);
             crate::copy::copy_out(schema, stream, &format)
         }
         Outcome::Command(tag) if tag.is_empty() => Response::EmptyQuery,
