@@ -31,7 +31,8 @@ if [ "$mode" = "build" ]; then
 fi
 
 # Testing: psql 15 and Python clients in a virtual environment.
-need_apt postgresql-client-15 python3-venv
+# A real PostgreSQL 15 server is the reference the compatibility tests compare against.
+need_apt postgresql-client-15 postgresql-15 python3-venv
 
 venv="$root/.venv"
 if [ ! -x "$venv/bin/python" ]; then

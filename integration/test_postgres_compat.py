@@ -124,8 +124,18 @@ def test_connection_limit(broker, make_server):
         psycopg.connect(server.dsn())
     assert "too many clients" in str(e.value)
     first.close()
-    time.sleep(0.2)
-    with psycopg.connect(server.dsn(), autocommit=True) as third:
+    # The slot frees when the server sees the close, which under load can take a
+    # moment: retry for a few seconds.
+    deadline = time.time() + 10
+    while True:
+        try:
+            third = psycopg.connect(server.dsn(), autocommit=True)
+            break
+        except psycopg.OperationalError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+    with third:
         assert third.execute("SELECT 1").fetchone() == (1,)
     second.close()
 

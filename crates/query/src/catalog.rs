@@ -10,6 +10,7 @@ use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result};
 
 use crate::engine::Engine;
+use crate::infoschema::{self, InfoSchema};
 use crate::system;
 use crate::tables::{SourceTable, ViewTable};
 
@@ -33,10 +34,24 @@ impl LambdaCatalog {
     }
 }
 
+impl LambdaCatalog {
+    /// Every schema but `information_schema`, which is built over them.
+    fn others(&self) -> Vec<(String, Arc<dyn SchemaProvider>)> {
+        let mut out: Vec<(String, Arc<dyn SchemaProvider>)> = vec![
+            ("public".into(), self.public.clone()),
+            ("lambdadb".into(), self.system.clone()),
+        ];
+        let extra = self.extra.read().expect("catalog lock");
+        out.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        out
+    }
+}
+
 impl CatalogProvider for LambdaCatalog {
     fn schema_names(&self) -> Vec<String> {
         let mut names = vec!["public".to_string(), "lambdadb".to_string()];
         names.extend(self.extra.read().expect("catalog lock").keys().cloned());
+        names.push(infoschema::SCHEMA.to_string());
         names
     }
 
@@ -44,6 +59,7 @@ impl CatalogProvider for LambdaCatalog {
         match name {
             "public" => Some(self.public.clone()),
             "lambdadb" => Some(self.system.clone()),
+            infoschema::SCHEMA => Some(Arc::new(InfoSchema::new("lambdadb", self.others()))),
             other => self.extra.read().expect("catalog lock").get(other).cloned(),
         }
     }
@@ -53,7 +69,7 @@ impl CatalogProvider for LambdaCatalog {
         name: &str,
         schema: Arc<dyn SchemaProvider>,
     ) -> Result<Option<Arc<dyn SchemaProvider>>> {
-        if name == "public" || name == "lambdadb" {
+        if name == "public" || name == "lambdadb" || name == infoschema::SCHEMA {
             return Err(DataFusionError::Plan(format!(
                 "schema \"{name}\" already exists"
             )));

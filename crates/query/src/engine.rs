@@ -52,9 +52,13 @@ impl Engine {
     pub fn session_config(&self) -> SessionConfig {
         SessionConfig::new()
             .with_default_catalog_and_schema("lambdadb", "public")
-            .with_information_schema(true)
+            // information_schema is PostgreSQL's (crate::infoschema), not DataFusion's.
+            .with_information_schema(false)
             .set_str("datafusion.execution.time_zone", "UTC")
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            // `1.5` is numeric in PostgreSQL, exact; a float literal would turn
+            // `price * 1.1` into binary floating point.
+            .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
     }
 
     /// A runtime whose memory pool enforces `query_memory_limit`. Spilling to disk

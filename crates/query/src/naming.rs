@@ -7,43 +7,57 @@ use std::collections::HashMap;
 
 use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr, Statement};
 
-/// Adds PostgreSQL's default alias to unnamed select items of a top-level query,
-/// where the name is unique in its select list.
+/// Marks the end of a result column's PostgreSQL name in an internal alias.
+/// DataFusion needs unique names in a select list where PostgreSQL repeats them
+/// (`SELECT count(*), count(x)` gives two columns called `count`), so a repeat
+/// is aliased `count<MARK>1` and the wire layer shows only the part before the
+/// mark. A private-use character, so no real identifier contains it.
+pub const NAME_MARK: char = '\u{E000}';
+
+/// The name a client sees for a result column.
+pub fn display_name(name: &str) -> &str {
+    name.split(NAME_MARK).next().unwrap_or(name)
+}
+
+/// Adds PostgreSQL's default alias to unnamed select items of a top-level query;
+/// repeated names get a unique internal alias (see [`NAME_MARK`]).
 pub fn apply_postgres_names(stmt: &mut Statement) {
     let Statement::Query(q) = stmt else { return };
     let SetExpr::Select(select) = q.body.as_mut() else {
         return;
     };
-    let names: Vec<Option<String>> = select
-        .projection
-        .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => Some(figure_name(e)),
-            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
-            _ => None,
-        })
-        .collect();
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for n in names.iter().flatten() {
-        *counts.entry(n.as_str()).or_default() += 1;
+    // Names taken by plain column references and explicit aliases stay theirs.
+    let mut used: HashMap<String, usize> = HashMap::new();
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_))) => {
+                *used.entry(figure_name(e)).or_default() += 1;
+            }
+            SelectItem::ExprWithAlias { alias, .. } => {
+                *used.entry(alias.value.clone()).or_default() += 1;
+            }
+            _ => {}
+        }
     }
-    let unique: Vec<Option<String>> = names
-        .iter()
-        .map(|n| n.clone().filter(|n| counts.get(n.as_str()) == Some(&1)))
-        .collect();
-    for (item, name) in select.projection.iter_mut().zip(unique) {
+    for item in select.projection.iter_mut() {
         let SelectItem::UnnamedExpr(e) = item else {
             continue;
         };
         if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
             continue;
         }
-        if let Some(name) = name {
-            *item = SelectItem::ExprWithAlias {
-                expr: e.clone(),
-                alias: Ident::with_quote('"', name),
-            };
-        }
+        let name = figure_name(e);
+        let seen = used.entry(name.clone()).or_default();
+        let alias = if *seen == 0 {
+            name
+        } else {
+            format!("{name}{NAME_MARK}{seen}")
+        };
+        *seen += 1;
+        *item = SelectItem::ExprWithAlias {
+            expr: e.clone(),
+            alias: Ident::with_quote('"', alias),
+        };
     }
 }
 
@@ -86,10 +100,15 @@ mod tests {
             named("SELECT count(*), sum(x) AS s, y, 1 FROM t"),
             "SELECT count(*) AS \"count\", sum(x) AS s, y, 1 AS \"?column?\" FROM t"
         );
-        // Duplicates keep DataFusion's distinct names.
+        // Repeats get unique internal names that display as PostgreSQL's.
+        let sql = named("SELECT max(a), max(b), a AS max FROM t");
         assert_eq!(
-            named("SELECT max(a), max(b) FROM t"),
-            "SELECT max(a), max(b) FROM t"
+            sql,
+            format!(
+                "SELECT max(a) AS \"max{m}1\", max(b) AS \"max{m}2\", a AS max FROM t",
+                m = NAME_MARK
+            )
         );
+        assert_eq!(display_name(&format!("max{NAME_MARK}2")), "max");
     }
 }

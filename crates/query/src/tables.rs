@@ -150,6 +150,10 @@ impl TableProvider for ViewTable {
         TableType::View
     }
 
+    fn get_table_definition(&self) -> Option<&str> {
+        Some(&self.view.definition)
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,

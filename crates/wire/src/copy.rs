@@ -52,7 +52,7 @@ pub fn copy_out(
         let names: Vec<String> = schema
             .fields()
             .iter()
-            .map(|f| csv_quote(f.name(), d))
+            .map(|f| csv_quote(lambdadb_query::naming::display_name(f.name()), d))
             .collect();
         vec![Ok(CopyData::new(
             format!("{}\n", names.join(&d.to_string())).into(),

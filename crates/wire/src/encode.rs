@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Float32Array, Float64Array,
-    Int16Array, Int32Array, Int64Array, StringArray,
+    Int16Array, Int32Array, Int64Array, ListArray, StringArray,
 };
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{
-    DataType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Schema,
-    TimeUnit,
+    ArrowPrimitiveType, DataType, Date32Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, Schema, TimeUnit,
 };
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
@@ -22,23 +22,16 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
 use pgwire::types::ToSqlText;
-use postgres_types::ToSql;
+use postgres_types::{Kind, ToSql};
 
-/// The Postgres type a column of `dt` is sent as.
+use lambdadb_query::naming::display_name;
+use lambdadb_query::pgtype::{field_oid, pg_type_of};
+
+use crate::numeric::Numeric;
+
+/// The Postgres type a column of `dt` is sent as (see [`pg_type_of`]).
 pub fn pg_type(dt: &DataType) -> Type {
-    match dt {
-        DataType::Boolean => Type::BOOL,
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
-        DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => Type::INT8,
-        DataType::Float16 | DataType::Float32 => Type::FLOAT4,
-        DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..) => Type::FLOAT8,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
-        DataType::Date32 | DataType::Date64 => Type::DATE,
-        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
-        DataType::Timestamp(_, None) => Type::TIMESTAMP,
-        _ => Type::TEXT,
-    }
+    Type::from_oid(pg_type_of(dt).oid).unwrap_or(Type::TEXT)
 }
 
 /// Row description for `schema` with the client's requested formats.
@@ -49,10 +42,10 @@ pub fn field_infos(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
         .enumerate()
         .map(|(i, f)| {
             FieldInfo::new(
-                f.name().clone(),
+                display_name(f.name()).to_string(),
                 None,
                 None,
-                pg_type(f.data_type()),
+                Type::from_oid(field_oid(f)).unwrap_or_else(|| pg_type(f.data_type())),
                 format.format_for(i),
             )
         })
@@ -73,6 +66,10 @@ enum Col {
     Date(Date32Array),
     /// Microseconds since the epoch; time-zone aware; sent as text.
     Ts(Int64Array, bool, bool),
+    /// Decimals in their exact text form.
+    Numeric(StringArray),
+    /// One-dimensional arrays, by element type.
+    List(ListArray, Type),
 }
 
 fn cast(a: &ArrayRef, to: &DataType) -> PgWireResult<ArrayRef> {
@@ -124,8 +121,58 @@ fn prepare(a: &ArrayRef, field: &FieldInfo) -> PgWireResult<Col> {
             let text = field.format() == FieldFormat::Text;
             Col::Ts(ints.as_primitive::<Int64Type>().clone(), tz, text)
         }
+        Type::NUMERIC => Col::Numeric(cast(a, &DataType::Utf8)?.as_string::<i32>().clone()),
+        t if matches!(t.kind(), Kind::Array(_)) => {
+            let (DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _)) =
+                a.data_type()
+            else {
+                unreachable!("array types come from list columns")
+            };
+            let list = cast(a, &DataType::List(f.clone()))?;
+            let Kind::Array(elem) = t.kind() else {
+                unreachable!()
+            };
+            Col::List(list.as_list::<i32>().clone(), elem.clone())
+        }
         _ => Col::Text(cast(a, &DataType::Utf8)?.as_string::<i32>().clone()),
     })
+}
+
+/// Encodes one array value: its elements cast to the element type's
+/// representation and sent as a `Vec<Option<T>>`.
+fn encode_list<S: FieldSink>(
+    enc: &mut S,
+    a: &ListArray,
+    elem: &Type,
+    r: usize,
+) -> PgWireResult<()> {
+    if a.is_null(r) {
+        return enc.put(&None::<Vec<Option<i64>>>);
+    }
+    let v = a.value(r);
+    fn vals<T: ArrowPrimitiveType>(
+        v: &ArrayRef,
+        dt: DataType,
+    ) -> PgWireResult<Vec<Option<T::Native>>> {
+        Ok(cast(v, &dt)?.as_primitive::<T>().iter().collect())
+    }
+    match *elem {
+        Type::BOOL => enc.put(
+            &cast(&v, &DataType::Boolean)?
+                .as_boolean()
+                .iter()
+                .collect::<Vec<_>>(),
+        ),
+        Type::INT2 => enc.put(&vals::<Int16Type>(&v, DataType::Int16)?),
+        Type::INT4 => enc.put(&vals::<Int32Type>(&v, DataType::Int32)?),
+        Type::INT8 => enc.put(&vals::<Int64Type>(&v, DataType::Int64)?),
+        Type::FLOAT4 => enc.put(&vals::<Float32Type>(&v, DataType::Float32)?),
+        Type::FLOAT8 => enc.put(&vals::<Float64Type>(&v, DataType::Float64)?),
+        _ => {
+            let text = cast(&v, &DataType::Utf8)?;
+            enc.put(&text.as_string::<i32>().iter().collect::<Vec<_>>())
+        }
+    }
 }
 
 /// Encodes every row of `batch` as a DataRow following `fields` (types, formats).
@@ -207,6 +254,8 @@ fn encode_cell<S: FieldSink>(enc: &mut S, c: &Col, r: usize) -> PgWireResult<()>
                 opt(a, r).then(|| NaiveDate::default() + chrono::Duration::days(a.value(r) as i64));
             enc.put(&d)
         }
+        Col::Numeric(a) => enc.put(&opt(a, r).then(|| Numeric(a.value(r)))),
+        Col::List(a, elem) => encode_list(enc, a, elem, r),
         Col::Ts(a, tz, text) => {
             let t = opt(a, r)
                 .then(|| DateTime::<Utc>::from_timestamp_micros(a.value(r)))

@@ -8,6 +8,7 @@ pub mod deadline;
 pub mod encode;
 pub mod error;
 pub mod handler;
+pub mod numeric;
 pub mod params;
 pub mod server;
 pub mod tls;
