@@ -5,7 +5,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import Server, Tansu  # noqa: E402
+from harness import Server, Tansu, generate, produce, read_events  # noqa: E402
+from pgref import Postgres  # noqa: E402
 
 
 @pytest.fixture
@@ -47,3 +48,31 @@ def pytest_runtest_makereport(item, call):
     rep = yield
     setattr(item, "rep_" + rep.when, rep)
     return rep
+
+
+@pytest.fixture(scope="session")
+def pg_pair(tmp_path_factory):
+    """lambdadb and a real PostgreSQL 15 holding the same definitions (sql/) and
+    the same 3,000 events, for tests that run one client script against both.
+    Half the view is in the batch layer (one REFRESH), new events in the speed
+    layer are not added afterwards, so both hold the same rows throughout."""
+    base = tmp_path_factory.mktemp("pgpair")
+    logs = base / "logs"
+    logs.mkdir()
+    broker = Tansu(logs)
+    server = Server(broker.brokers, base / "data", logs)
+    pg = Postgres()
+    try:
+        broker.create_topic("events", 3)
+        server.start()
+        path = generate(base / "e.jsonl", 3_000, seed=77, start="2026-07-01T00:00:00Z")
+        produce(broker.brokers, "events", path)
+        server.wait_count(3_000)
+        server.query("REFRESH MATERIALIZED VIEW events_hourly")
+        pg.start()
+        pg.load_demo(read_events(path))
+        yield server, pg
+    finally:
+        pg.stop()
+        server.stop()
+        broker.stop()

@@ -33,6 +33,9 @@ fi
 # Testing: psql 15 and Python clients in a virtual environment.
 # A real PostgreSQL 15 server is the reference the compatibility tests compare against.
 need_apt postgresql-client-15 postgresql-15 python3-venv
+# pgJDBC on Java 17 and node-postgres on Node.js: the driver tests.
+need_apt libpostgresql-jdbc-java openjdk-17-jdk-headless
+command -v npm >/dev/null || need_apt nodejs npm
 
 venv="$root/.venv"
 if [ ! -x "$venv/bin/python" ]; then

@@ -10,11 +10,6 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from harness import Server, Tansu, generate, produce, read_events
-from pgref import Postgres
-
-PARTITIONS = 3
-EVENTS = 3_000
 
 PG_CLASS_PUBLIC = (
     "SELECT c.relname, c.relkind FROM pg_catalog.pg_class c "
@@ -90,31 +85,6 @@ KNOWN_DIFFERENCES = {
 }
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    base = tmp_path_factory.mktemp("pgcompare")
-    logs = base / "logs"
-    logs.mkdir()
-    broker = Tansu(logs)
-    server = Server(broker.brokers, base / "data", logs)
-    pg = Postgres()
-    try:
-        broker.create_topic("events", PARTITIONS)
-        server.start()
-        path = generate(base / "e.jsonl", EVENTS, seed=77, start="2026-07-01T00:00:00Z")
-        produce(broker.brokers, "events", path)
-        server.wait_count(EVENTS)
-        # Half of the events archived and in the batch view, half in the speed layer.
-        server.query("REFRESH MATERIALIZED VIEW events_hourly")
-        pg.start()
-        pg.load_demo(read_events(path))
-        yield server, pg
-    finally:
-        pg.stop()
-        server.stop()
-        broker.stop()
-
-
 def same_value(a, b):
     if isinstance(a, float) or isinstance(b, float):
         if a is None or b is None:
@@ -154,8 +124,8 @@ def differences(server, pg, sql, binary):
 
 @pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
 @pytest.mark.parametrize("sql", QUERIES)
-def test_same_answer_as_postgres(pair, sql, binary):
-    server, pg = pair
+def test_same_answer_as_postgres(pg_pair, sql, binary):
+    server, pg = pg_pair
     diff = differences(server, pg, sql, binary)
     if sql in KNOWN_DIFFERENCES:
         assert diff, f"documented difference no longer happens, remove it: {sql}"

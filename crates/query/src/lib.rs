@@ -15,6 +15,7 @@ pub mod error;
 pub mod infoschema;
 pub mod naming;
 pub mod pg;
+pub mod pgfuncs;
 pub mod pgtype;
 pub mod rewrite;
 pub mod session;

@@ -73,6 +73,11 @@ pub fn install(ctx: &SessionContext, vars: &SessionVars, users: Vec<String>) -> 
     ctx.register_udf(set_config_udf(vars.clone()));
     ctx.register_udf(pg_size_pretty_udf());
     ctx.register_udf(to_regtype_udf());
+    ctx.register_udf(crate::pgfuncs::PgExpandArray::udf());
+    // lambdadb has no indexes or constraints, so there is no definition to show.
+    for name in ["pg_get_indexdef", "pg_get_constraintdef"] {
+        ctx.register_udf(crate::pgfuncs::null_text(name));
+    }
     for name in [
         "pg_function_is_visible",
         "pg_type_is_visible",
@@ -311,7 +316,13 @@ impl SchemaProvider for PgCatalogOverlay {
         if name == "pg_settings" {
             return Ok(Some(settings_table(&self.vars)?));
         }
-        self.inner.table(name).await
+        let inner = self.inner.table(name).await?;
+        if let Some(t) = &inner
+            && let Some(empty) = crate::pgfuncs::without_keys(name, &t.schema())
+        {
+            return Ok(Some(empty?));
+        }
+        Ok(inner)
     }
 
     fn table_exist(&self, name: &str) -> bool {

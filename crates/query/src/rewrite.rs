@@ -3,8 +3,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArguments, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor,
-    visit_expressions_mut,
+    AccessExpr, Expr, FunctionArguments, GroupByExpr, Query, SelectItem, SetExpr, Statement,
+    TableFactor, Value, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -40,6 +40,164 @@ pub fn array_subqueries(stmt: &mut Statement) {
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// `(expr).field`, PostgreSQL's composite field access (pgJDBC:
+/// `(information_schema._pg_expandarray(i.indkey)).n`), becomes
+/// `get_field(expr, 'field')`; DataFusion plans dot access only on column names.
+pub fn field_access(stmt: &mut Statement) {
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::CompoundFieldAccess { root, access_chain } = e
+            && matches!(root.as_ref(), Expr::Nested(_) | Expr::Function(_))
+            && access_chain
+                .iter()
+                .all(|a| matches!(a, AccessExpr::Dot(Expr::Identifier(_))))
+        {
+            let mut sql = root.to_string();
+            for a in access_chain.iter() {
+                if let AccessExpr::Dot(Expr::Identifier(i)) = a {
+                    sql = format!("get_field({sql}, '{}')", i.value.replace('\'', "''"));
+                }
+            }
+            if let Ok(new) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&sql)
+                .and_then(|mut p| p.parse_expr())
+            {
+                *e = new;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// A scalar subquery that selects one plain expression (pgJDBC's `getTypeInfo`:
+/// `(SELECT c.relkind = 'c' FROM pg_class c WHERE c.oid = t.typrelid)`) takes
+/// its value through `first_value(...)`: DataFusion only decorrelates
+/// aggregated scalar subqueries. PostgreSQL would fail on a second row where
+/// this takes the first; catalog lookups by key have one row.
+pub fn scalar_subqueries(stmt: &mut Statement) {
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::Subquery(q) = e
+            && q.order_by.is_none()
+            && q.limit_clause.is_none()
+            && let SetExpr::Select(s) = q.body.as_mut()
+            && s.projection.len() == 1
+            && matches!(&s.group_by, GroupByExpr::Expressions(g, _) if g.is_empty())
+            && s.having.is_none()
+            && !s.distinct.is_some()
+        {
+            let (expr, alias) = match &s.projection[0] {
+                SelectItem::UnnamedExpr(x) => (x.clone(), None),
+                SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
+                _ => return ControlFlow::Continue(()),
+            };
+            if is_aggregate_call(&expr) {
+                return ControlFlow::Continue(());
+            }
+            let sql = format!("first_value({expr})");
+            if let Ok(new) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&sql)
+                .and_then(|mut p| p.parse_expr())
+            {
+                s.projection[0] = match alias {
+                    Some(alias) => SelectItem::ExprWithAlias { expr: new, alias },
+                    None => SelectItem::UnnamedExpr(new),
+                };
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+fn is_aggregate_call(e: &Expr) -> bool {
+    const AGGREGATES: [&str; 14] = [
+        "count",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+        "first_value",
+        "last_value",
+        "every",
+        "json_agg",
+        "approx_distinct",
+    ];
+    match e {
+        Expr::Function(f) => {
+            let name = f.name.to_string().to_ascii_lowercase();
+            AGGREGATES.contains(&name.rsplit('.').next().unwrap_or(&name))
+        }
+        Expr::Nested(x) | Expr::Cast { expr: x, .. } => is_aggregate_call(x),
+        _ => false,
+    }
+}
+
+/// `typinput = 'pg_catalog.array_in'::regproc` (pgJDBC's `getTypeInfo`)
+/// compares names: the static `pg_type` holds `typinput` and friends as text,
+/// while the compatibility parser turns the `::regproc` literal into an OID
+/// lookup `(SELECT oid FROM pg_catalog.pg_proc WHERE proname = '...')`.
+pub fn regproc_literals(stmt: &mut Statement) {
+    const NAME_COLUMNS: [&str; 7] = [
+        "typinput",
+        "typoutput",
+        "typreceive",
+        "typsend",
+        "typmodin",
+        "typmodout",
+        "typanalyze",
+    ];
+    let is_name_column = |e: &Expr| match e {
+        Expr::Identifier(i) => NAME_COLUMNS.contains(&i.value.as_str()),
+        Expr::CompoundIdentifier(p) => p
+            .last()
+            .is_some_and(|i| NAME_COLUMNS.contains(&i.value.as_str())),
+        _ => false,
+    };
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::BinaryOp { left, right, .. } = e {
+            let bare = |name: String| {
+                let bare = name.rsplit('.').next().unwrap_or(&name).to_string();
+                Expr::Value(Value::SingleQuotedString(bare).into())
+            };
+            if is_name_column(left)
+                && let Some(name) = regproc_lookup(right)
+            {
+                **right = bare(name);
+            } else if is_name_column(right)
+                && let Some(name) = regproc_lookup(left)
+            {
+                **left = bare(name);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// The function name of `(SELECT oid FROM pg_catalog.pg_proc WHERE proname = 'name')`
+/// or of `'name'::regproc`.
+fn regproc_lookup(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Cast {
+            expr, data_type, ..
+        } if data_type.to_string().eq_ignore_ascii_case("regproc") => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        },
+        Expr::Subquery(q) => {
+            let text = q.to_string();
+            let rest = text.strip_prefix("SELECT oid FROM pg_catalog.pg_proc WHERE proname = '")?;
+            let name = rest.strip_suffix('\'')?;
+            (!name.contains('\'')).then(|| name.to_string())
+        }
+        _ => None,
+    }
 }
 
 fn unnests_outer_column(q: &Query) -> bool {

@@ -239,6 +239,10 @@ impl Session {
             }
             crate::naming::apply_postgres_names(&mut stmt);
             crate::rewrite::array_subqueries(&mut stmt);
+            crate::rewrite::field_access(&mut stmt);
+            // Before scalar_subqueries, which would wrap the OID lookup it matches.
+            crate::rewrite::regproc_literals(&mut stmt);
+            crate::rewrite::scalar_subqueries(&mut stmt);
             out.push(self.classify(stmt).await?);
         }
         Ok(out)

@@ -94,6 +94,11 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "Shows the maximum identifier length.",
     ),
     (
+        "max_index_keys",
+        "32",
+        "Shows the maximum number of index keys.",
+    ),
+    (
         "search_path",
         "\"$user\", public",
         "Sets the schema search order for names that are not schema-qualified.",

@@ -1,0 +1,161 @@
+//! Catalog functions drivers call that DataFusion and datafusion-pg-catalog lack.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array, StructArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+/// `information_schema._pg_expandarray(anyarray)`, which pgJDBC's
+/// `getPrimaryKeys` and `getIndexInfo` use on `pg_index.indkey` as
+/// `(_pg_expandarray(k)).n`. In PostgreSQL it returns one `(x, n)` row per
+/// element. Here it is a scalar giving the first element as `(x, 1)`: DataFusion
+/// has no set-returning functions in a select list, and lambdadb has no indexes,
+/// so the only rows it meets are PostgreSQL's own catalog indexes in the static
+/// `pg_index`, which those queries filter out by table.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct PgExpandArray {
+    signature: Signature,
+}
+
+impl PgExpandArray {
+    pub fn udf() -> ScalarUDF {
+        ScalarUDF::new_from_impl(Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+    }
+
+    fn fields() -> Fields {
+        Fields::from(vec![
+            Field::new("x", DataType::Int32, true),
+            Field::new("n", DataType::Int32, true),
+        ])
+    }
+}
+
+impl ScalarUDFImpl for PgExpandArray {
+    fn name(&self) -> &str {
+        "_pg_expandarray"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(Self::fields()))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arr = args.args[0].to_array(args.number_rows)?;
+        let first: Vec<Option<i32>> = match arr.data_type() {
+            DataType::List(_) => {
+                let list = arr.as_list::<i32>();
+                (0..list.len())
+                    .map(|i| -> Result<Option<i32>> {
+                        if list.is_null(i) || list.value(i).is_empty() {
+                            return Ok(None);
+                        }
+                        let v = cast(&list.value(i).slice(0, 1), &DataType::Int32)?;
+                        let v = v.as_primitive::<arrow::datatypes::Int32Type>();
+                        Ok(v.is_valid(0).then(|| v.value(0)))
+                    })
+                    .collect::<Result<_>>()?
+            }
+            _ => {
+                let v = cast(&arr, &DataType::Int32)?;
+                v.as_primitive::<arrow::datatypes::Int32Type>()
+                    .iter()
+                    .collect()
+            }
+        };
+        let n: Int32Array = first.iter().map(|x| x.map(|_| 1)).collect();
+        let x: Int32Array = first.into_iter().collect();
+        let out = StructArray::try_new(
+            Self::fields(),
+            vec![Arc::new(x) as ArrayRef, Arc::new(n) as ArrayRef],
+            None,
+        )?;
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `pg_constraint` and `pg_index` with their key columns typed as PostgreSQL's
+/// arrays (the static tables from datafusion-pg-catalog hold them as text, so
+/// pgJDBC's `getImportedKeys` and `getIndexInfo`, which index `con.conkey[n]` and
+/// `i.indoption[n]`, cannot plan) and no rows: lambdadb tables have no keys,
+/// constraints or indexes, and the static rows describe PostgreSQL's own
+/// catalogs, which lambdadb does not have.
+pub fn without_keys(table: &str, schema: &SchemaRef) -> Option<Result<Arc<dyn TableProvider>>> {
+    let arrays: &[(&str, DataType)] = match table {
+        "pg_constraint" => &[
+            ("conkey", DataType::Int16),
+            ("confkey", DataType::Int16),
+            ("conpfeqop", DataType::Int32),
+            ("conppeqop", DataType::Int32),
+            ("conffeqop", DataType::Int32),
+            ("conexclop", DataType::Int32),
+            ("confdelsetcols", DataType::Int16),
+        ],
+        "pg_index" => &[
+            ("indkey", DataType::Int16),
+            ("indcollation", DataType::Int32),
+            ("indclass", DataType::Int32),
+            ("indoption", DataType::Int16),
+        ],
+        _ => return None,
+    };
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match arrays.iter().find(|(n, _)| n == f.name()) {
+            Some((_, elem)) => Field::new(
+                f.name(),
+                DataType::List(Arc::new(Field::new("item", elem.clone(), true))),
+                true,
+            ),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    Some(MemTable::try_new(schema, vec![vec![]]).map(|t| Arc::new(t) as Arc<dyn TableProvider>))
+}
+
+/// A text function of any arguments that answers NULL.
+pub fn null_text(name: &str) -> ScalarUDF {
+    ScalarUDF::new_from_impl(NullText {
+        name: name.to_string(),
+        signature: Signature::variadic_any(Volatility::Stable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NullText {
+    name: String,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for NullText {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))
+    }
+}
