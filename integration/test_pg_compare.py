@@ -51,6 +51,7 @@ QUERIES = [
     "SELECT event_time, user_id FROM events WHERE event_time >= '2026-07-01T01:00:00Z' "
     "AND event_time < '2026-07-01T02:00:00Z' ORDER BY event_time, user_id LIMIT 20",
     "SELECT extract(hour FROM event_time) AS h, count(*) FROM events GROUP BY 1 ORDER BY 1",
+    "SELECT 1, 2147483648 AS big, -5 AS neg",
     "SELECT true AS t, NULL::text AS n, 'x'::text AS s, CAST(2.5 AS double precision) AS f",
     "SELECT CASE WHEN revenue > 50 THEN 'big' ELSE 'small' END AS k, count(*) "
     "FROM events WHERE revenue IS NOT NULL GROUP BY 1 ORDER BY 1",

@@ -84,7 +84,7 @@ pub fn scalar_subqueries(stmt: &mut Statement) {
             && s.projection.len() == 1
             && matches!(&s.group_by, GroupByExpr::Expressions(g, _) if g.is_empty())
             && s.having.is_none()
-            && !s.distinct.is_some()
+            && s.distinct.is_none()
         {
             let (expr, alias) = match &s.projection[0] {
                 SelectItem::UnnamedExpr(x) => (x.clone(), None),
@@ -197,6 +197,32 @@ fn regproc_lookup(e: &Expr) -> Option<String> {
             (!name.contains('\'')).then(|| name.to_string())
         }
         _ => None,
+    }
+}
+
+/// An integer literal selected as a column (`SELECT 1`, the health check of
+/// Metabase, pools and ORMs) is `integer` in PostgreSQL when it fits, `bigint`
+/// in DataFusion; drivers map them differently (node-postgres returns int8 as a
+/// string). Only whole select items are typed this way: inside expressions the
+/// literal's type follows the other operand anyway.
+pub fn int4_literals(stmt: &mut Statement) {
+    let Statement::Query(q) = stmt else { return };
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    for item in select.projection.iter_mut() {
+        let e = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => continue,
+        };
+        let text = e.to_string();
+        if text.parse::<i32>().is_ok()
+            && let Ok(new) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&format!("CAST({text} AS INTEGER)"))
+                .and_then(|mut p| p.parse_expr())
+        {
+            *e = new;
+        }
     }
 }
 
