@@ -74,6 +74,7 @@ pub fn install(ctx: &SessionContext, vars: &SessionVars, users: Vec<String>) -> 
     ctx.register_udf(pg_size_pretty_udf());
     ctx.register_udf(to_regtype_udf());
     ctx.register_udf(crate::pgfuncs::PgExpandArray::udf());
+    ctx.register_udf(crate::pgfuncs::format_udf());
     // lambdadb has no indexes or constraints, so there is no definition to show.
     for name in ["pg_get_indexdef", "pg_get_constraintdef"] {
         ctx.register_udf(crate::pgfuncs::null_text(name));

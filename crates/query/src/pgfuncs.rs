@@ -159,3 +159,122 @@ impl ScalarUDFImpl for NullText {
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))
     }
 }
+
+/// PostgreSQL's `format(fmt, args...)` with `%s` (text, NULL as empty), `%I`
+/// (identifier, quoted when needed), `%L` (literal, NULL as `NULL`) and `%%`;
+/// Metabase builds type names and `regclass` inputs with it.
+pub fn format_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Format {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Format {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Format {
+    fn name(&self) -> &str {
+        "format"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let cols = args
+            .args
+            .iter()
+            .map(|a| Ok(cast(&a.to_array(n)?, &DataType::Utf8)?))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let texts: Vec<&arrow::array::StringArray> =
+            cols.iter().map(|c| c.as_string::<i32>()).collect();
+        let out: arrow::array::StringArray = (0..n)
+            .map(|row| {
+                let fmt = texts.first().filter(|f| f.is_valid(row))?.value(row);
+                let arg = |i: usize| {
+                    texts
+                        .get(i)
+                        .filter(|a| a.is_valid(row))
+                        .map(|a| a.value(row))
+                };
+                Some(format_one(fmt, arg))
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+fn format_one<'a>(fmt: &str, arg: impl Fn(usize) -> Option<&'a str>) -> String {
+    let mut out = String::new();
+    let mut next = 1;
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('s') => {
+                out.push_str(arg(next).unwrap_or(""));
+                next += 1;
+            }
+            Some('I') => {
+                out.push_str(&quote_ident(arg(next).unwrap_or("")));
+                next += 1;
+            }
+            Some('L') => {
+                match arg(next) {
+                    Some(v) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+                    None => out.push_str("NULL"),
+                }
+                next += 1;
+            }
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+fn quote_ident(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_like_postgres() {
+        let args = ["public", "My Table", "it's"];
+        let arg = |i: usize| args.get(i - 1).copied();
+        assert_eq!(format_one("%I.%I", arg), "public.\"My Table\"");
+        assert_eq!(
+            format_one("%s|%L|100%%", |i| [Some("a"), Some("it's")][i - 1]),
+            "a|'it''s'|100%"
+        );
+        assert_eq!(format_one("\"%s\".\"%s\"", arg), "\"public\".\"My Table\"");
+    }
+}

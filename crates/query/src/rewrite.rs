@@ -226,6 +226,27 @@ pub fn int4_literals(stmt: &mut Statement) {
     }
 }
 
+/// `col_description(...)` and `obj_description(...)` become `NULL::text`
+/// without evaluating their arguments: lambdadb has no comments, and Metabase
+/// passes `CAST(format('%I.%I', schema, table) AS regclass)`, a cast of a
+/// computed name that the catalog layer cannot resolve.
+pub fn descriptions(stmt: &mut Statement) {
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::Function(f) = e {
+            let name = f.name.to_string().to_ascii_lowercase();
+            let name = name.rsplit('.').next().unwrap_or(&name);
+            if (name == "col_description" || name == "obj_description")
+                && let Ok(new) = Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql("CAST(NULL AS TEXT)")
+                    .and_then(|mut p| p.parse_expr())
+            {
+                *e = new;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 fn unnests_outer_column(q: &Query) -> bool {
     let SetExpr::Select(s) = q.body.as_ref() else {
         return false;

@@ -241,6 +241,7 @@ impl Session {
             crate::rewrite::array_subqueries(&mut stmt);
             crate::rewrite::field_access(&mut stmt);
             crate::rewrite::int4_literals(&mut stmt);
+            crate::rewrite::descriptions(&mut stmt);
             // Before scalar_subqueries, which would wrap the OID lookup it matches.
             crate::rewrite::regproc_literals(&mut stmt);
             crate::rewrite::scalar_subqueries(&mut stmt);

@@ -291,6 +291,11 @@ impl SimpleQueryHandler for Handler {
     {
         let results = self.session.execute_all(query).await;
         send_parameter_changes(client, &self.session).await?;
+        // Only comments or semicolons (pgx's "-- ping", lib/pq's ";"): PostgreSQL
+        // answers EmptyQueryResponse, and health checks wait for it.
+        if results.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
         Ok(results
             .into_iter()
             .map(|r| match r {
