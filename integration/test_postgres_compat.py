@@ -153,3 +153,47 @@ def test_query_memory_limit(broker, make_server):
         # The server survives and the next query runs.
         assert c.execute("SELECT count(*) FROM generate_series(1, 1000)").fetchone() == (1000,)
     assert server.alive()
+
+
+def test_idle_session_timeout(broker, make_server):
+    broker.create_topic("events", 1)
+    # The server default (idle_session_timeout in the configuration) applies to
+    # every session; SET changes it for one session, RESET returns to it.
+    server = make_server(broker.brokers, env={"LAMBDADB_IDLE_SESSION_TIMEOUT": "1s"})
+    with psycopg.connect(server.dsn(), autocommit=True) as busy:
+        assert busy.execute("SHOW idle_session_timeout").fetchone() == ("1000",)
+        # A statement that runs longer than the timeout is not idle time.
+        busy.execute("SELECT count(*) FROM generate_series(1, 40000000)")
+        time.sleep(0.3)
+        assert busy.execute("SELECT 1").fetchone() == (1,)
+    keeper = psycopg.connect(server.dsn(), autocommit=True)
+    keeper.execute("SET idle_session_timeout = 0")
+    idle = psycopg.connect(server.dsn(), autocommit=True)
+    time.sleep(2.0)
+    with pytest.raises(psycopg.OperationalError) as e:
+        idle.execute("SELECT 1")
+    assert "idle-session timeout" in str(e.value)
+    # The session that turned it off is still there, and new sessions work.
+    assert keeper.execute("SELECT 2").fetchone() == (2,)
+    keeper.close()
+    with psycopg.connect(server.dsn(), autocommit=True) as fresh:
+        assert fresh.execute("SELECT 3").fetchone() == (3,)
+    assert server.alive()
+
+
+def test_max_result_size(broker, make_server):
+    broker.create_topic("events", 1)
+    server = make_server(broker.brokers)
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        c.execute("SET lambdadb.max_result_size = '64kB'")
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SELECT x, 'padding padding' AS p FROM generate_series(1, 100000) AS t(x)")
+        assert e.value.sqlstate == "54000", e.value
+        assert "max_result_size" in str(e.value) and "LIMIT" in str(e.value)
+        # The connection and the server keep serving; a small result is fine.
+        assert len(c.execute("SELECT x FROM generate_series(1, 100) AS t(x)").fetchall()) == 100
+        with pytest.raises(psycopg.Error):
+            c.execute("SET lambdadb.max_result_size = 'lots'")
+        c.execute("RESET lambdadb.max_result_size")
+        assert c.execute("SHOW lambdadb.max_result_size").fetchone() == ("1GB",)
+        assert len(c.execute("SELECT x FROM generate_series(1, 100000) AS t(x)").fetchall()) == 100000

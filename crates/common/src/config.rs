@@ -62,6 +62,15 @@ pub struct Config {
     /// Memory one query may use (DataFusion's memory pool, per session); a query
     /// that needs more fails with 53200 and the server goes on. Sizes: 512MB, 2GB.
     pub query_memory_limit: String,
+    /// Largest result one statement may send (encoded bytes); beyond it the
+    /// statement fails with 54000. The session default of
+    /// `lambdadb.max_result_size`; 0 is unlimited.
+    pub max_result_size: String,
+    /// Sessions idle (no statement running, waiting for the client) longer than
+    /// this are closed with 57P05. The session default of `idle_session_timeout`;
+    /// 0 disables, as in PostgreSQL.
+    #[serde(with = "duration_str")]
+    pub idle_session_timeout: Duration,
     /// Rejected messages kept for `lambdadb.rejected_messages` (oldest dropped first).
     pub rejected_keep: usize,
     /// Embedded mode only: demo events produced per second (0 disables the generator).
@@ -108,6 +117,8 @@ impl Default for Config {
             refresh_interval: Duration::from_secs(60),
             rejected_keep: 10_000,
             query_memory_limit: "2GB".into(),
+            max_result_size: "1GB".into(),
+            idle_session_timeout: Duration::ZERO,
             demo_rate: 1_000,
             demo_partitions: 3,
         }
@@ -201,6 +212,7 @@ impl Config {
             }
         }
         parse_size(&self.query_memory_limit).map_err(ConfigError::Invalid)?;
+        parse_size(&self.max_result_size).map_err(ConfigError::Invalid)?;
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             return Err(ConfigError::Invalid(
                 "set both tls_cert and tls_key, or neither".into(),

@@ -103,7 +103,18 @@ impl Session {
         let ctx = SessionContext::new_with_config_rt(engine.session_config(), engine.runtime());
         ctx.register_catalog("lambdadb", Arc::new(LambdaCatalog::new(engine.clone())));
         let user = engine.config().user.clone();
-        let vars = SessionVars::new(&user);
+        let config = engine.config();
+        let defaults = [
+            (
+                "idle_session_timeout",
+                format!("{}ms", config.idle_session_timeout.as_millis()),
+            ),
+            ("lambdadb.max_result_size", config.max_result_size.clone()),
+        ];
+        // The configuration was validated at load, so this does not fail.
+        let vars = SessionVars::new(&user)
+            .with_defaults(&defaults)
+            .unwrap_or_else(|_| SessionVars::new(&user));
         if let Err(e) = crate::pg::install(&ctx, &vars, vec![user]) {
             tracing::error!("pg_catalog setup failed: {e}");
         }

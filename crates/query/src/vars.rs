@@ -79,6 +79,16 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "Shows whether the current user is a superuser.",
     ),
     (
+        "idle_session_timeout",
+        "0",
+        "Sets the maximum allowed idle time between queries, when not in a transaction.",
+    ),
+    (
+        "lambdadb.max_result_size",
+        "1GB",
+        "Largest result one statement may send (0: unlimited).",
+    ),
+    (
         "lambdadb.max_staleness",
         "0",
         "How old a cached answer a session accepts (0: always exact).",
@@ -155,6 +165,8 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
 #[derive(Debug, Clone, Default)]
 pub struct SessionVars {
     values: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Defaults from the server's configuration, which RESET returns to.
+    defaults: Arc<BTreeMap<&'static str, String>>,
 }
 
 /// PostgreSQL matches parameter names case-insensitively.
@@ -165,10 +177,12 @@ fn canonical(name: &str) -> Option<&'static str> {
         "transaction isolation level" => "transaction_isolation".into(),
         other => other.to_string(),
     };
+    // `SHOW lambdadb.max_staleness` arrives as the words `lambdadb max_staleness`.
+    let dotted = n.replace(' ', ".");
     DEFAULTS
         .iter()
         .map(|d| d.0)
-        .find(|d| d.eq_ignore_ascii_case(&n))
+        .find(|d| d.eq_ignore_ascii_case(&n) || d.eq_ignore_ascii_case(&dotted))
 }
 
 impl SessionVars {
@@ -187,7 +201,41 @@ impl SessionVars {
         Ok(values
             .get(key)
             .cloned()
-            .unwrap_or_else(|| default_of(key).to_string()))
+            .unwrap_or_else(|| self.default_of(key)))
+    }
+
+    /// The server's defaults for parameters its configuration sets.
+    pub fn with_defaults(mut self, defaults: &[(&str, String)]) -> Result<Self> {
+        let mut map = BTreeMap::new();
+        for (name, value) in defaults {
+            let key = canonical(name).ok_or_else(|| unknown(name))?;
+            map.insert(key, normalize(key, value)?);
+        }
+        self.defaults = Arc::new(map);
+        Ok(self)
+    }
+
+    fn default_of(&self, key: &'static str) -> String {
+        self.defaults
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| default_of(key).to_string())
+    }
+
+    /// Idle session timeout in milliseconds (0: none).
+    pub fn idle_session_timeout_ms(&self) -> u64 {
+        self.get("idle_session_timeout")
+            .ok()
+            .and_then(|v| parse_ms(&v))
+            .unwrap_or(0)
+    }
+
+    /// Largest result in bytes (0: unlimited).
+    pub fn max_result_bytes(&self) -> u64 {
+        self.get("lambdadb.max_result_size")
+            .ok()
+            .and_then(|v| lambdadb_common::config::parse_size(&v).ok())
+            .unwrap_or(0) as u64
     }
 
     /// Sets a parameter; returns its canonical name when clients must be told.
@@ -223,9 +271,15 @@ impl SessionVars {
         DEFAULTS
             .iter()
             .map(|(n, d, desc)| {
+                let n: &'static str = n;
                 (
                     n.to_string(),
-                    values.get(*n).cloned().unwrap_or_else(|| d.to_string()),
+                    values.get(n).cloned().unwrap_or_else(|| {
+                        self.defaults
+                            .get(n)
+                            .cloned()
+                            .unwrap_or_else(|| d.to_string())
+                    }),
                     desc.to_string(),
                 )
             })
@@ -270,7 +324,13 @@ fn normalize(key: &str, value: &str) -> Result<String> {
             Err(QueryError::FeatureNotSupported(format!("encoding \"{v}\" is not supported; use UTF8")))
         }
         "client_encoding" => Ok("UTF8".into()),
-        "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
+        "lambdadb.max_result_size" => lambdadb_common::config::parse_size(&v)
+            .map(|_| v.clone())
+            .map_err(|e| QueryError::InvalidParameter(format!("invalid value for parameter \"{key}\": {e}"))),
+        "statement_timeout"
+        | "lock_timeout"
+        | "idle_in_transaction_session_timeout"
+        | "idle_session_timeout" => {
             parse_ms(&v).map(|ms| ms.to_string()).ok_or_else(|| {
                 QueryError::InvalidParameter(format!("invalid value for parameter \"{key}\": \"{v}\"; use milliseconds or a unit such as '5s'"))
             })
@@ -311,6 +371,15 @@ mod tests {
             Some("application_name")
         );
         assert_eq!(v.get("APPLICATION_NAME").unwrap(), "psql");
+        let d = SessionVars::new("u")
+            .with_defaults(&[("idle_session_timeout", "2s".into())])
+            .unwrap();
+        d.set("idle_session_timeout", "0").unwrap();
+        assert_eq!(d.idle_session_timeout_ms(), 0);
+        d.reset("idle_session_timeout").unwrap();
+        assert_eq!(d.idle_session_timeout_ms(), 2000);
+        assert_eq!(d.get("lambdadb max_result_size").unwrap(), "1GB");
+        assert!(d.set("lambdadb.max_result_size", "lots").is_err());
         assert_eq!(v.set("statement_timeout", "5s").unwrap(), None);
         assert_eq!(v.statement_timeout_ms(), 5000);
         assert!(v.set("TimeZone", "Europe/Paris").is_err());

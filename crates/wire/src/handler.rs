@@ -32,6 +32,7 @@ use crate::auth::ConfiguredUsers;
 use crate::cancel::CancelRegistry;
 use crate::encode::{encode_batch, field_infos, pg_type};
 use crate::error::{datafusion_to_pgwire, fatal, query_error, to_pgwire};
+use crate::idle::{Activity, BusyGuard};
 use crate::params::bind_params;
 
 /// Everything one connection needs; built per accepted socket.
@@ -45,6 +46,8 @@ pub struct Handler {
     pid: Arc<std::sync::Mutex<Option<i32>>>,
     /// Set when the connection limit is reached: startup answers 53300.
     refuse: Option<String>,
+    /// Statement activity, for idle_session_timeout.
+    activity: Arc<Activity>,
     /// SCRAM-SHA-256 exchange, when password authentication is configured.
     scram: Option<SASLAuthStartupHandler<DefaultServerParameterProvider>>,
 }
@@ -114,7 +117,16 @@ impl Handler {
             pid,
             refuse,
             scram,
+            activity: Arc::default(),
         }
+    }
+
+    pub fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
+    }
+
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
     }
 }
 
@@ -152,6 +164,9 @@ impl StartupHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if let PgWireFrontendMessage::Startup(ref startup) = message {
+            self.activity
+                .secure
+                .store(client.is_secure(), std::sync::atomic::Ordering::SeqCst);
             save_startup_parameters_to_metadata(client, startup);
             let config = self.session.engine().config();
             let user = client.metadata().get("user").cloned().unwrap_or_default();
@@ -217,22 +232,35 @@ fn guarded(
     crate::deadline::with_deadline(stream, timeout, session.clone(), cancel.clone())
 }
 
+/// `busy` is held by the result stream until it is fully sent.
 fn rows_response(
     outcome: Outcome,
     format: &Format,
     session: &Arc<Session>,
     cancel: &Arc<Notify>,
+    busy: BusyGuard,
 ) -> Response {
     match outcome {
         Outcome::Rows { schema, stream } => {
             let fields: Arc<Vec<FieldInfo>> = Arc::new(field_infos(&schema, format));
             let encode_with = fields.clone();
             let stream = guarded(stream, session, cancel);
+            let limit = session.vars().max_result_bytes();
+            let mut sent = 0u64;
             let rows = stream
                 .map(move |batch| {
+                    let _busy = &busy;
                     let encoded = batch
                         .map_err(datafusion_to_pgwire)
-                        .and_then(|b| encode_batch(&b, &encode_with));
+                        .and_then(|b| encode_batch(&b, &encode_with))
+                        .and_then(|rows| {
+                            sent += rows.iter().map(|r| r.data.len() as u64).sum::<u64>();
+                            if limit > 0 && sent > limit {
+                                Err(result_too_large(limit))
+                            } else {
+                                Ok(rows)
+                            }
+                        });
                     match encoded {
                         Ok(rows) => stream::iter(rows.into_iter().map(Ok).collect::<Vec<_>>()),
                         Err(e) => stream::iter(vec![Err(e)]),
@@ -246,7 +274,10 @@ fn rows_response(
             stream,
             format,
         } => {
-            let stream = guarded(stream, session, cancel);
+            let stream = guarded(stream, session, cancel).map(move |b| {
+                let _busy = &busy;
+                b
+            });
             crate::copy::copy_out(schema, stream, &format)
         }
         Outcome::Command(tag) if tag.is_empty() => Response::EmptyQuery,
@@ -262,6 +293,17 @@ fn rows_response(
         Outcome::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
         Outcome::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
     }
+}
+
+fn result_too_large(limit: u64) -> PgWireError {
+    PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
+        "ERROR".into(),
+        "54000".into(),
+        format!(
+            "result exceeds lambdadb.max_result_size ({}); add a LIMIT, aggregate, or raise it with SET lambdadb.max_result_size = '4GB'",
+            lambdadb_query::pg::size_pretty(limit as i64)
+        ),
+    )))
 }
 
 /// ParameterStatus for every reported parameter a statement changed.
@@ -289,6 +331,7 @@ impl SimpleQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _running = self.activity.begin();
         let results = self.session.execute_all(query).await;
         send_parameter_changes(client, &self.session).await?;
         // Only comments or semicolons (pgx's "-- ping", lib/pq's ";"): PostgreSQL
@@ -299,7 +342,13 @@ impl SimpleQueryHandler for Handler {
         Ok(results
             .into_iter()
             .map(|r| match r {
-                Ok(o) => rows_response(o, &Format::UnifiedText, &self.session, &self.cancel),
+                Ok(o) => rows_response(
+                    o,
+                    &Format::UnifiedText,
+                    &self.session,
+                    &self.cancel,
+                    self.activity.begin(),
+                ),
                 Err(e) => Response::Error(Box::new(query_error(e))),
             })
             .collect())
@@ -375,6 +424,7 @@ impl ExtendedQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let busy = self.activity.begin();
         let stmt = &portal.statement.statement;
         let expected = self.session.parameter_types(stmt).map_err(to_pgwire)?;
         let params = bind_params(portal, &expected).map_err(to_pgwire)?;
@@ -390,6 +440,7 @@ impl ExtendedQueryHandler for Handler {
             &portal.result_column_format,
             &self.session,
             &self.cancel,
+            busy,
         ))
     }
 }

@@ -8,6 +8,7 @@ pub mod deadline;
 pub mod encode;
 pub mod error;
 pub mod handler;
+pub mod idle;
 pub mod numeric;
 pub mod params;
 pub mod server;

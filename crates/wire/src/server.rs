@@ -4,11 +4,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lambdadb_query::{Engine, Session};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
 use crate::cancel::CancelRegistry;
 use crate::handler::{Handler, Handlers};
+use crate::idle;
+
+fn duplicate(socket: TcpStream) -> std::io::Result<(TcpStream, std::net::TcpStream)> {
+    let std = socket.into_std()?;
+    let watch = std.try_clone()?;
+    Ok((TcpStream::from_std(std)?, watch))
+}
 
 /// Serves the Postgres protocol on `listener` until the task is dropped.
 pub async fn serve(
@@ -46,8 +53,28 @@ pub async fn serve(
         let tls = tls.clone();
         tokio::spawn(async move {
             debug!(%peer, "connection");
-            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                debug!(%peer, "connection ended with an error: {e}");
+            // A second handle on the socket lets the idle watchdog close it while
+            // pgwire's loop owns the first.
+            let (socket, watch) = match duplicate(socket) {
+                Ok(pair) => pair,
+                Err(e) => {
+                    warn!(%peer, "cannot set up the connection: {e}");
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
+            };
+            let activity = handlers.0.activity();
+            let vars = handlers.0.session().vars().clone();
+            tokio::select! {
+                r = pgwire::tokio::process_socket(socket, tls, handlers) => {
+                    if let Err(e) = r {
+                        debug!(%peer, "connection ended with an error: {e}");
+                    }
+                }
+                _ = idle::expired(activity.clone(), vars) => {
+                    info!(%peer, "closing a connection idle longer than idle_session_timeout");
+                    idle::terminate(&watch, &activity);
+                }
             }
             active.fetch_sub(1, Ordering::SeqCst);
         });
