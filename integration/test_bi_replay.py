@@ -8,8 +8,8 @@ Documented differences, normalized before comparing:
 - lambdadb has one more schema, `lambdadb` (system tables);
 - materialized views are served as views: relkind 'v', listed in
   information_schema (PostgreSQL leaves materialized views out of it);
-- `floor(extract(epoch ...))` and sum(bigint) are double/bigint in lambdadb,
-  numeric in PostgreSQL: compared as numbers;
+- numbers are compared as numbers (a sum of doubles may differ in the last
+  bits with the summation order);
 - PostgreSQL's n_live_tup row estimates come from its statistics collector,
   lambdadb reports none."""
 
@@ -72,15 +72,17 @@ def test_grafana_editor_metadata(pg_pair, name):
 
 @pytest.mark.parametrize("name", ["tables", "columns"])
 def test_grafana_search_path_queries(pg_pair, name):
-    """Known gap: these resolve search_path through `generate_series(...) as i,
-    string_to_array(...) s` in FROM, functions used as relations whose alias
-    names their value, which DataFusion plans differently: the answer is wrong
-    (tables come back schema-qualified, columns empty), not an error. Grafana
-    uses them only when no schema is chosen in the editor."""
+    """Without a chosen schema Grafana resolves search_path with
+    `generate_series(...) AS i, string_to_array(...) s` in FROM and an IN
+    subquery inside CASE; the names come back unqualified for schemas on the
+    path. `"$user"` is schema `lambdadb`, which exists here (the system tables),
+    so those are unqualified too, as PostgreSQL would list them."""
     server, pg = pg_pair
     got, want = simple(server.dsn(), GRAFANA_META[name]), simple(pg.dsn(), GRAFANA_META[name])
-    if got != want:
-        pytest.xfail("search_path resolution through set-returning functions in FROM")
+    if name == "tables":
+        assert ("events_hourly",) in got and ("sources",) in got
+        extra = {("events_hourly",), ("rejected_messages",), ("sources",), ("views",)}
+        got = [r for r in got if r not in extra]
     assert got == want
 
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use lambdadb_common::Watermark;
 use parquet::arrow::ArrowWriter;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,9 @@ pub struct ViewVersion {
 
 /// What a batch run computes: `sql` over the files of `source`.
 pub struct ViewRun<'a> {
+    /// The context the partial query runs in: the serving layer's functions and
+    /// settings, so batch partial states have the types the speed layer's have.
+    pub ctx: SessionContext,
     pub definition: &'a str,
     pub partial_sql: &'a str,
     pub source_name: &'a str,
@@ -83,8 +86,7 @@ impl ViewStore {
     /// Runs the batch computation and publishes it as version `version`.
     pub async fn run(&self, version: u64, run: ViewRun<'_>) -> Result<ViewVersion> {
         let started = Instant::now();
-        let config = SessionConfig::new().set_str("datafusion.execution.time_zone", "UTC");
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = run.ctx;
         ctx.register_table(
             run.source_name,
             files_table(run.source_schema.clone(), &run.files)?,

@@ -75,6 +75,7 @@ fn figure_name(e: &Expr) -> String {
             .unwrap_or_else(|| "?column?".into()),
         Expr::Cast { expr, .. } | Expr::Nested(expr) => figure_name(expr),
         Expr::Case { .. } => "case".into(),
+        Expr::Extract { .. } => "extract".into(),
         Expr::Exists { .. } => "exists".into(),
         _ => "?column?".into(),
     }

@@ -75,6 +75,10 @@ pub fn install(ctx: &SessionContext, vars: &SessionVars, users: Vec<String>) -> 
     ctx.register_udf(to_regtype_udf());
     ctx.register_udf(crate::pgfuncs::PgExpandArray::udf());
     ctx.register_udf(crate::pgfuncs::format_udf());
+    // The session's user (datafusion-pg-catalog's answers "postgres").
+    for name in ["session_user", "current_user", "current_role"] {
+        ctx.register_udf(session_user_udf(name, vars.clone()));
+    }
     // lambdadb has no indexes or constraints, so there is no definition to show.
     for name in ["pg_get_indexdef", "pg_get_constraintdef"] {
         ctx.register_udf(crate::pgfuncs::null_text(name));
@@ -222,6 +226,20 @@ fn to_regtype_udf() -> ScalarUDF {
                 .map(|n| n.as_deref().and_then(type_oid))
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        }),
+    )
+}
+
+fn session_user_udf(name: &str, vars: SessionVars) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                vars.get("session_authorization").ok(),
+            )))
         }),
     )
 }

@@ -3,8 +3,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    AccessExpr, Expr, FunctionArguments, GroupByExpr, Query, SelectItem, SetExpr, Statement,
-    TableFactor, Value, visit_expressions_mut,
+    AccessExpr, Expr, FunctionArguments, GroupByExpr, OrderByKind, Query, SelectItem, SetExpr,
+    Statement, TableFactor, Value, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -245,6 +245,85 @@ pub fn descriptions(stmt: &mut Statement) {
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// `extract(field FROM x)` becomes `pg_extract('field', x)`, PostgreSQL's
+/// numeric-valued EXTRACT (crate::pgtyping); DataFusion would plan it with its
+/// built-in `date_part` directly.
+pub fn extract_calls(stmt: &mut Statement) {
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::Extract { field, expr, .. } = e {
+            let field = field.to_string().to_ascii_lowercase().replace('\'', "");
+            let sql = format!("{}('{field}', {expr})", crate::pgtyping::EXTRACT_FUNCTION);
+            if let Ok(new) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&sql)
+                .and_then(|mut p| p.parse_expr())
+            {
+                *e = new;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `x IN (SELECT ...)` in a select list, ORDER BY or a CASE in WHERE (Grafana's
+/// table and column lists put their search_path test there) becomes
+/// `array_has((SELECT array_agg(v) FROM (...)), x)`: DataFusion turns IN
+/// subqueries into joins only in WHERE, and cannot execute them elsewhere.
+/// A NULL `x` gives false rather than NULL, which CASE WHEN treats alike.
+pub fn in_subqueries_outside_where(stmt: &mut Statement) {
+    let Statement::Query(q) = stmt else { return };
+    let rewrite = |e: &mut Expr| {
+        let _ = visit_expressions_mut(e, |e| {
+            if let Expr::InSubquery {
+                expr,
+                subquery,
+                negated,
+            } = e
+            {
+                let not = if *negated { "NOT " } else { "" };
+                let sql = format!(
+                    "{not}array_has((SELECT array_agg(__in.v) FROM ({subquery}) AS __in(v)), {expr})"
+                );
+                if let Ok(new) = Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(&sql)
+                    .and_then(|mut p| p.parse_expr())
+                {
+                    *e = new;
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    };
+    if let SetExpr::Select(select) = q.body.as_mut() {
+        for item in select.projection.iter_mut() {
+            match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    rewrite(e)
+                }
+                _ => {}
+            }
+        }
+    }
+    // In WHERE, DataFusion decorrelates IN subqueries among the conjuncts, but
+    // not inside a CASE (Grafana's column list).
+    if let SetExpr::Select(select) = q.body.as_mut()
+        && let Some(selection) = select.selection.as_mut()
+    {
+        let _ = visit_expressions_mut(selection, |e| {
+            if matches!(e, Expr::Case { .. }) {
+                rewrite(e);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    if let Some(order) = q.order_by.as_mut()
+        && let OrderByKind::Expressions(exprs) = &mut order.kind
+    {
+        for o in exprs.iter_mut() {
+            rewrite(&mut o.expr);
+        }
+    }
 }
 
 fn unnests_outer_column(q: &Query) -> bool {

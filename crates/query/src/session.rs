@@ -100,7 +100,7 @@ enum TxState {
 
 impl Session {
     pub fn new(engine: Arc<Engine>) -> Self {
-        let ctx = SessionContext::new_with_config_rt(engine.session_config(), engine.runtime());
+        let ctx = crate::pgtyping::context(engine.session_config(), Some(engine.runtime()));
         ctx.register_catalog("lambdadb", Arc::new(LambdaCatalog::new(engine.clone())));
         let user = engine.config().user.clone();
         let config = engine.config();
@@ -229,7 +229,24 @@ impl Session {
         // Catalog statements are recognised on the text as written; everything
         // else goes through the compatibility rewrites clients' catalog queries need.
         let plain = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok();
-        let rewritten = match self.parser.parse(sql) {
+        // Rewrites that must precede the compatibility rules (which replace
+        // subqueries they cannot plan in a select list with NULL).
+        let early = plain.as_ref().and_then(|stmts| {
+            let out: Vec<Statement> = stmts
+                .iter()
+                .map(|s| {
+                    let mut s = s.clone();
+                    crate::rewrite::in_subqueries_outside_where(&mut s);
+                    s
+                })
+                .collect();
+            (&out != stmts).then_some(out)
+        });
+        let parsed = match early {
+            Some(stmts) => Ok(stmts.into_iter().map(|s| self.parser.rewrite(s)).collect()),
+            None => self.parser.parse(sql),
+        };
+        let rewritten = match parsed {
             Ok(r) => r,
             Err(e) => match &plain {
                 Some(p) => p.clone(),
@@ -252,6 +269,11 @@ impl Session {
             crate::rewrite::array_subqueries(&mut stmt);
             crate::rewrite::field_access(&mut stmt);
             crate::rewrite::int4_literals(&mut stmt);
+            crate::rewrite::extract_calls(&mut stmt);
+            let state = self.ctx.state();
+            crate::fromfuncs::rewrite(&mut stmt, &|name| {
+                state.table_functions().contains_key(name)
+            });
             crate::rewrite::descriptions(&mut stmt);
             // Before scalar_subqueries, which would wrap the OID lookup it matches.
             crate::rewrite::regproc_literals(&mut stmt);

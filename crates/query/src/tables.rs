@@ -13,7 +13,6 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::prelude::SessionContext;
 use lambdadb_batch::files_table;
 use lambdadb_common::Watermark;
 
@@ -169,7 +168,7 @@ impl TableProvider for ViewTable {
             .catalog
             .create_default_catalog_and_schema = true;
         // Same runtime: the merge counts against the session's memory limit.
-        let ctx = SessionContext::new_with_config_rt(config, state.runtime_env().clone());
+        let ctx = crate::pgtyping::context(config, Some(state.runtime_env().clone()));
         // Version first, then the source snapshot: the snapshot's manifest can only
         // be newer than the one the version was computed from, so the files at or
         // above the version's watermark are all there.

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionConfig;
 use lambdadb_batch::{ViewRun, ViewStore, ViewVersion, files_table};
 use tracing::warn;
 
@@ -26,6 +26,8 @@ pub struct ViewState {
     store: ViewStore,
     current: RwLock<Option<Arc<ViewVersion>>>,
     refresh_lock: tokio::sync::Mutex<()>,
+    /// Settings batch runs plan the partial query with (the serving layer's).
+    config: SessionConfig,
 }
 
 impl std::fmt::Debug for ViewState {
@@ -46,7 +48,7 @@ impl ViewState {
         data_dir: &std::path::Path,
         config: SessionConfig,
     ) -> Result<Self> {
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = crate::pgtyping::context(config.clone(), None);
         let empty_source = MemTable::try_new(source.spec.physical_schema(), vec![vec![]])?;
         ctx.register_table(decomposition.source.as_str(), Arc::new(empty_source))?;
         let partial = ctx.sql(&decomposition.partial_sql).await?;
@@ -76,6 +78,7 @@ impl ViewState {
             store,
             current: RwLock::new(current),
             refresh_lock: tokio::sync::Mutex::new(()),
+            config,
         })
     }
 
@@ -110,6 +113,7 @@ impl ViewState {
             .run(
                 prev + 1,
                 ViewRun {
+                    ctx: crate::pgtyping::context(self.config.clone(), None),
                     definition: &self.definition,
                     partial_sql: &self.decomposition.partial_sql,
                     source_name: &self.decomposition.source,
