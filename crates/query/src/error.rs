@@ -173,10 +173,12 @@ fn table_not_found(msg: &str) -> Option<String> {
 /// keeping DataFusion's list of valid columns as the hint.
 fn column_message(msg: &str) -> String {
     let rest = msg.split("No field named ").nth(1).unwrap_or("?");
+    // DataFusion separates the list with ". " or ".\n".
     let name = rest
-        .split(". Valid")
+        .split("Valid fields are")
         .next()
         .unwrap_or(rest)
+        .trim_end()
         .trim_end_matches('.')
         .trim_matches('"');
     match msg.find("Valid fields are") {
@@ -214,6 +216,10 @@ mod tests {
 
     #[test]
     fn column_message_names_valid_columns() {
+        assert_eq!(
+            column_message("No field named i.\nValid fields are i.value."),
+            "column \"i\" does not exist; valid columns are i.value"
+        );
         let m = column_message("No field named nope. Valid fields are events.a, events.b.");
         assert_eq!(
             m,
