@@ -64,3 +64,27 @@ def test_copy_to_file_and_from_are_refused(broker, make_server):
             c.execute("COPY events FROM STDIN")
         assert e.value.sqlstate == "0A000"
         assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+def copy_bytes(dsn, sql):
+    out = b""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        with c.cursor().copy(sql) as copy:
+            for chunk in copy:
+                out += bytes(chunk)
+    return out
+
+
+def test_copy_bytes_like_postgres(pg_pair):
+    """Byte for byte the same COPY output as PostgreSQL 15, including a binary
+    COPY of zero rows (header and trailer only)."""
+    server, pg = pg_pair
+    q = ("SELECT user_id, event_type, duration_ms, revenue, event_time FROM events "
+         "ORDER BY event_time, user_id, event_type LIMIT 20")
+    for fmt in ("text", "csv", "binary"):
+        sql = f"COPY ({q}) TO STDOUT (FORMAT {fmt})"
+        assert copy_bytes(server.dsn(), sql) == copy_bytes(pg.dsn(), sql), fmt
+    empty = "COPY (SELECT user_id FROM events WHERE user_id < 0) TO STDOUT (FORMAT binary)"
+    got = copy_bytes(server.dsn(), empty)
+    assert got == copy_bytes(pg.dsn(), empty)
+    assert got.startswith(b"PGCOPY\n\xff\r\n\x00") and got.endswith(b"\xff\xff")

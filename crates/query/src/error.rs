@@ -173,14 +173,23 @@ fn table_not_found(msg: &str) -> Option<String> {
 /// keeping DataFusion's list of valid columns as the hint.
 fn column_message(msg: &str) -> String {
     let rest = msg.split("No field named ").nth(1).unwrap_or("?");
-    // DataFusion separates the list with ". " or ".\n".
-    let name = rest
-        .split("Valid fields are")
-        .next()
-        .unwrap_or(rest)
-        .trim_end()
-        .trim_end_matches('.')
-        .trim_matches('"');
+    // The name ends at the first sentence break (". " or ".\n"); names may
+    // hold dots themselves (`c.relname`).
+    let end = [". ", ".\n"]
+        .iter()
+        .filter_map(|sep| rest.find(sep))
+        .min()
+        .unwrap_or(rest.len());
+    let name = rest[..end].trim_end_matches('.').trim_matches('"');
+    if let Some(i) = rest.find("Did you mean '") {
+        let tail = &rest[i + "Did you mean '".len()..];
+        if let Some(j) = tail.find('\'') {
+            return format!(
+                "column \"{name}\" does not exist; did you mean \"{}\"?",
+                &tail[..j]
+            );
+        }
+    }
     match msg.find("Valid fields are") {
         Some(i) => format!(
             "column \"{name}\" does not exist; {}",
@@ -216,6 +225,12 @@ mod tests {
 
     #[test]
     fn column_message_names_valid_columns() {
+        assert_eq!(
+            column_message(
+                "No field named c.relopts. Did you mean 'c.reloftype'?. Valid fields are c.oid."
+            ),
+            "column \"c.relopts\" does not exist; did you mean \"c.reloftype\"?"
+        );
         assert_eq!(
             column_message("No field named i.\nValid fields are i.value."),
             "column \"i\" does not exist; valid columns are i.value"

@@ -54,6 +54,7 @@ impl PgCatalogContextProvider for Roles {
 
 /// Installs `pg_catalog` into catalog `lambdadb` and the session functions.
 pub fn install(ctx: &SessionContext, vars: &SessionVars, users: Vec<String>) -> Result<()> {
+    let owner = users.first().cloned().unwrap_or_else(|| "lambdadb".into());
     datafusion_pg_catalog::setup_pg_catalog(ctx, "lambdadb", Roles { users }).map_err(|e| *e)?;
     let catalog = ctx
         .catalog("lambdadb")
@@ -75,6 +76,16 @@ pub fn install(ctx: &SessionContext, vars: &SessionVars, users: Vec<String>) -> 
     ctx.register_udf(to_regtype_udf());
     ctx.register_udf(crate::pgfuncs::PgExpandArray::udf());
     ctx.register_udf(crate::pgfuncs::format_udf());
+    // Every relation, schema and database is owned by the configured default
+    // user (datafusion-pg-catalog's static rows say "postgres").
+    ctx.register_udf(any_args_udf(
+        "pg_get_userbyid",
+        ScalarValue::Utf8(Some(owner)),
+    ));
+    ctx.register_udf(any_args_udf(
+        "pg_encoding_to_char",
+        ScalarValue::Utf8(Some("UTF8".into())),
+    ));
     // The session's user (datafusion-pg-catalog's answers "postgres").
     for name in ["session_user", "current_user", "current_role"] {
         ctx.register_udf(session_user_udf(name, vars.clone()));
@@ -230,6 +241,11 @@ fn to_regtype_udf() -> ScalarUDF {
     )
 }
 
+/// A function of any arguments with one answer.
+fn any_args_udf(name: &str, value: ScalarValue) -> ScalarUDF {
+    crate::pgfuncs::constant(name, value)
+}
+
 fn session_user_udf(name: &str, vars: SessionVars) -> ScalarUDF {
     create_udf(
         name,
@@ -336,6 +352,11 @@ impl SchemaProvider for PgCatalogOverlay {
             return Ok(Some(settings_table(&self.vars)?));
         }
         let inner = self.inner.table(name).await?;
+        if name == "pg_class"
+            && let Some(t) = &inner
+        {
+            return Ok(Some(crate::pgfuncs::with_reloptions(t.clone())?));
+        }
         if let Some(t) = &inner
             && let Some(empty) = crate::pgfuncs::without_keys(name, &t.schema())
         {

@@ -128,21 +128,55 @@ pub fn without_keys(table: &str, schema: &SchemaRef) -> Option<Result<Arc<dyn Ta
     Some(MemTable::try_new(schema, vec![vec![]]).map(|t| Arc::new(t) as Arc<dyn TableProvider>))
 }
 
+/// `pg_class` with `reloptions` (`text[]`, always NULL: lambdadb relations have
+/// no storage options), which psql's `\d+` reads and datafusion-pg-catalog
+/// leaves out.
+pub fn with_reloptions(inner: Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvider>> {
+    use datafusion::datasource::{ViewTable, provider_as_source};
+    use datafusion::logical_expr::{LogicalPlanBuilder, cast, lit};
+    use datafusion::prelude::ident;
+    let mut exprs: Vec<datafusion::logical_expr::Expr> = inner
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| ident(f.name()))
+        .collect();
+    let text_array = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    exprs.push(cast(lit(ScalarValue::Null), text_array).alias("reloptions"));
+    let plan = LogicalPlanBuilder::scan("pg_class", provider_as_source(inner), None)?
+        .project(exprs)?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
 /// A text function of any arguments that answers NULL.
 pub fn null_text(name: &str) -> ScalarUDF {
-    ScalarUDF::new_from_impl(NullText {
+    constant(name, ScalarValue::Utf8(None))
+}
+
+/// A function of any arguments (or none) that answers `value`.
+pub fn constant(name: &str, value: ScalarValue) -> ScalarUDF {
+    ScalarUDF::new_from_impl(Constant {
         name: name.to_string(),
-        signature: Signature::variadic_any(Volatility::Stable),
+        signature: Signature::one_of(
+            vec![
+                datafusion::logical_expr::TypeSignature::Nullary,
+                datafusion::logical_expr::TypeSignature::VariadicAny,
+            ],
+            Volatility::Stable,
+        ),
+        value,
     })
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct NullText {
+struct Constant {
     name: String,
     signature: Signature,
+    value: ScalarValue,
 }
 
-impl ScalarUDFImpl for NullText {
+impl ScalarUDFImpl for Constant {
     fn name(&self) -> &str {
         &self.name
     }
@@ -152,11 +186,11 @@ impl ScalarUDFImpl for NullText {
     }
 
     fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
+        Ok(self.value.data_type())
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))
+        Ok(ColumnarValue::Scalar(self.value.clone()))
     }
 }
 

@@ -326,6 +326,36 @@ pub fn in_subqueries_outside_where(stmt: &mut Statement) {
     }
 }
 
+/// `pg_get_viewdef(oid[, pretty])` (psql's `\d+ view`) becomes a lookup of the
+/// view's definition in information_schema.views through pg_class, whose OIDs
+/// datafusion-pg-catalog assigns.
+pub fn viewdef_calls(stmt: &mut Statement) {
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::Function(f) = e
+            && f.name
+                .to_string()
+                .to_ascii_lowercase()
+                .ends_with("pg_get_viewdef")
+            && let FunctionArguments::List(list) = &f.args
+            && let Some(first) = list.args.first()
+        {
+            let sql = format!(
+                "(SELECT __v.view_definition FROM information_schema.views __v \
+                 JOIN pg_catalog.pg_class __c ON __c.relname = __v.table_name \
+                 JOIN pg_catalog.pg_namespace __n ON __n.oid = __c.relnamespace \
+                 AND __n.nspname = __v.table_schema WHERE __c.oid = {first})"
+            );
+            if let Ok(new) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&sql)
+                .and_then(|mut p| p.parse_expr())
+            {
+                *e = new;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 fn unnests_outer_column(q: &Query) -> bool {
     let SetExpr::Select(s) = q.body.as_ref() else {
         return false;

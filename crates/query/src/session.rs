@@ -275,6 +275,7 @@ impl Session {
                 state.table_functions().contains_key(name)
             });
             crate::rewrite::descriptions(&mut stmt);
+            crate::rewrite::viewdef_calls(&mut stmt);
             // Before scalar_subqueries, which would wrap the OID lookup it matches.
             crate::rewrite::regproc_literals(&mut stmt);
             crate::rewrite::scalar_subqueries(&mut stmt);

@@ -1,6 +1,7 @@
 //! COPY ... TO STDOUT: query rows as CopyData in text, CSV or binary format.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::datatypes::SchemaRef;
 use futures::{Stream, StreamExt, stream};
@@ -61,22 +62,37 @@ pub fn copy_out(
         vec![]
     };
     let encode_with = fields.clone();
+    // pgwire's binary encoder sends the file header with the first row and
+    // appends the trailer itself; with no rows the header is sent here.
+    let wrote_rows = Arc::new(AtomicBool::new(false));
+    let wrote = wrote_rows.clone();
     let rows = batches
         .map(move |batch| {
             let encoded = batch
                 .map_err(datafusion_to_pgwire)
                 .and_then(|b| encode_copy(&b, &encode_with, &mut encoder));
             match encoded {
-                Ok(rows) => stream::iter(rows.into_iter().map(Ok).collect::<Vec<_>>()),
+                Ok(rows) => {
+                    if !rows.is_empty() {
+                        wrote.store(true, Ordering::SeqCst);
+                    }
+                    stream::iter(rows.into_iter().map(Ok).collect::<Vec<_>>())
+                }
                 Err(e) => stream::iter(vec![Err(e)]),
             }
         })
         .flatten();
-    // Known gap: a binary COPY of zero rows lacks the file header, because the
-    // header travels with the first row and pgwire appends the trailer itself.
-    let all = stream::iter(header).chain(rows);
+    let empty_header = stream::once(async move {
+        (binary && !wrote_rows.load(Ordering::SeqCst))
+            .then(|| Ok(CopyData::new(BINARY_HEADER.to_vec().into())))
+    })
+    .filter_map(|h| async move { h });
+    let all = stream::iter(header).chain(rows).chain(empty_header);
     Response::CopyOut(CopyResponse::new(i8::from(binary), fields.len(), all))
 }
+
+/// `PGCOPY\n\xff\r\n\0`, then flags and header-extension length, both 0.
+const BINARY_HEADER: [u8; 19] = *b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 fn csv_quote(s: &str, delimiter: char) -> String {
     if s.contains(delimiter) || s.contains('"') || s.contains('\n') {
