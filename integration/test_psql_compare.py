@@ -7,6 +7,9 @@ schema `lambdadb` (system tables) is extra, and PostgreSQL's storage details
 
 import subprocess
 
+import psycopg
+import pytest
+
 
 def psql(port, command, tuples=False):
     """`command` is one meta-command or statement, or a list run in order."""
@@ -69,3 +72,24 @@ def test_other_meta_commands(pg_pair):
     assert psql(server.port, r"\du", tuples=True).startswith("lambdadb|")
     assert "pg_catalog|version|" in psql(server.port, r"\df version", tuples=True)
     assert psql(server.port, r"\dT", tuples=True) == psql(pg.port, r"\dT", tuples=True) == ""
+
+
+def test_time_zones_like_postgres(pg_pair):
+    """SET TimeZone: timestamptz text in the session's zone with its offset,
+    literals without an offset read in that zone, ParameterStatus tells the
+    client (Metabase sends `SET SESSION TIMEZONE TO '...'` for a report zone)."""
+    query = ("SELECT event_time, CAST('2026-07-01 12:00:00' AS timestamptz) AS lit, "
+             "date_trunc('day', CAST('2026-07-01 23:30:00+00' AS timestamptz)) AS d "
+             "FROM events ORDER BY event_time LIMIT 5")
+    for zone in ("Europe/Berlin", "America/St_Johns", "Asia/Kolkata", "UTC"):
+        got, want = both(pg_pair, [f"SET SESSION TIMEZONE TO '{zone}';", query], tuples=True)
+        assert got == want, zone
+    server, pg = pg_pair
+    for dsn in (server.dsn(), pg.dsn()):
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("SET TimeZone = 'Asia/Kolkata'")
+            assert c.info.parameter_status("TimeZone") == "Asia/Kolkata"
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SET TimeZone = 'Mars/Olympus'")
+        assert e.value.sqlstate == "22023"

@@ -190,8 +190,20 @@ impl Session {
 
     fn note_changed(&self, name: Option<&'static str>) {
         if let Some(n) = name {
+            if n == "TimeZone" {
+                self.apply_time_zone();
+            }
             self.changed.lock().expect("changed lock").push(n);
         }
+    }
+
+    /// DataFusion reads timestamps without an offset (`'2026-07-01 12:00'` as
+    /// timestamptz) and `now()` in the session's zone, as PostgreSQL does.
+    fn apply_time_zone(&self) {
+        let name = self.vars.get("TimeZone").unwrap_or_else(|_| "UTC".into());
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        state.config_mut().options_mut().execution.time_zone = Some(name);
     }
 
     pub fn engine(&self) -> &Arc<Engine> {

@@ -222,6 +222,12 @@ impl SessionVars {
             .unwrap_or_else(|| default_of(key).to_string())
     }
 
+    /// The session's time zone; None is UTC.
+    pub fn time_zone(&self) -> Option<chrono_tz::Tz> {
+        let name = self.get("TimeZone").ok()?;
+        (name != "UTC").then(|| name.parse().ok()).flatten()
+    }
+
     /// Idle session timeout in milliseconds (0: none).
     pub fn idle_session_timeout_ms(&self) -> u64 {
         self.get("idle_session_timeout")
@@ -314,12 +320,14 @@ fn unknown(name: &str) -> QueryError {
 fn normalize(key: &str, value: &str) -> Result<String> {
     let v = value.trim().trim_matches('\'').to_string();
     match key {
-        "TimeZone" if !(v.eq_ignore_ascii_case("utc") || v == "0" || v.eq_ignore_ascii_case("gmt") || v == "+00" || v.eq_ignore_ascii_case("Etc/UTC")) => {
-            Err(QueryError::FeatureNotSupported(format!(
-                "time zone \"{v}\" is not supported yet; lambdadb sessions run in UTC (convert with AT TIME ZONE in the query)"
-            )))
+        "TimeZone" if v.eq_ignore_ascii_case("utc") || v == "0" || v.eq_ignore_ascii_case("gmt") || v == "+00" || v.eq_ignore_ascii_case("Etc/UTC") || v.eq_ignore_ascii_case("default") || v.eq_ignore_ascii_case("local") => {
+            Ok("UTC".into())
         }
-        "TimeZone" => Ok("UTC".into()),
+        "TimeZone" => chrono_tz::Tz::from_str_insensitive(&v)
+            .map(|tz| tz.name().to_string())
+            .map_err(|_| QueryError::InvalidParameter(format!(
+                "invalid value for parameter \"TimeZone\": \"{v}\"; use a time zone name such as 'Europe/Berlin' or 'UTC'"
+            ))),
         "client_encoding" if !(v.eq_ignore_ascii_case("utf8") || v.eq_ignore_ascii_case("utf-8") || v.eq_ignore_ascii_case("unicode")) => {
             Err(QueryError::FeatureNotSupported(format!("encoding \"{v}\" is not supported; use UTF8")))
         }
@@ -382,7 +390,12 @@ mod tests {
         assert!(d.set("lambdadb.max_result_size", "lots").is_err());
         assert_eq!(v.set("statement_timeout", "5s").unwrap(), None);
         assert_eq!(v.statement_timeout_ms(), 5000);
-        assert!(v.set("TimeZone", "Europe/Paris").is_err());
+        assert_eq!(v.set("TimeZone", "europe/paris").unwrap(), Some("TimeZone"));
+        assert_eq!(v.get("timezone").unwrap(), "Europe/Paris");
+        assert!(v.time_zone().is_some());
+        assert!(v.set("TimeZone", "Mars/Olympus").is_err());
+        v.set("TimeZone", "Etc/UTC").unwrap();
+        assert!(v.time_zone().is_none());
         assert!(v.get("no_such_thing").is_err());
         v.reset_all();
         assert_eq!(v.get("application_name").unwrap(), "");

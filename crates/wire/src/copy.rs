@@ -20,6 +20,7 @@ pub fn copy_out(
     + Send
     + 'static,
     format: &CopyFormat,
+    zone: Option<chrono_tz::Tz>,
 ) -> Response {
     let binary = format.kind == CopyKind::Binary;
     let fields = Arc::new(field_infos(
@@ -70,7 +71,7 @@ pub fn copy_out(
         .map(move |batch| {
             let encoded = batch
                 .map_err(datafusion_to_pgwire)
-                .and_then(|b| encode_copy(&b, &encode_with, &mut encoder));
+                .and_then(|b| encode_copy(&b, &encode_with, &mut encoder, zone));
             match encoded {
                 Ok(rows) => {
                     if !rows.is_empty() {

@@ -14,7 +14,8 @@ use arrow::datatypes::{
 };
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Offset, Utc};
+use chrono_tz::Tz;
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{CopyEncoder, DataRowEncoder, FieldFormat, FieldInfo};
@@ -64,8 +65,9 @@ enum Col {
     Text(StringArray),
     Bytes(BinaryArray),
     Date(Date32Array),
-    /// Microseconds since the epoch; time-zone aware; sent as text.
-    Ts(Int64Array, bool, bool),
+    /// Microseconds since the epoch; time-zone aware; sent as text; the
+    /// session's zone text is rendered in (None: UTC).
+    Ts(Int64Array, bool, bool, Option<Tz>),
     /// Decimals in their exact text form.
     Numeric(StringArray),
     /// One-dimensional arrays, by element type.
@@ -80,7 +82,7 @@ fn cast(a: &ArrayRef, to: &DataType) -> PgWireResult<ArrayRef> {
     cast_with_options(a, to, &opts).map_err(|e| PgWireError::ApiError(Box::new(e)))
 }
 
-fn prepare(a: &ArrayRef, field: &FieldInfo) -> PgWireResult<Col> {
+fn prepare(a: &ArrayRef, field: &FieldInfo, zone: Option<Tz>) -> PgWireResult<Col> {
     Ok(match pg_type(a.data_type()) {
         Type::BOOL => Col::Bool(a.as_boolean().clone()),
         Type::INT2 => Col::I16(
@@ -119,7 +121,7 @@ fn prepare(a: &ArrayRef, field: &FieldInfo) -> PgWireResult<Col> {
             let micros = cast(a, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
             let ints = cast(&micros, &DataType::Int64)?;
             let text = field.format() == FieldFormat::Text;
-            Col::Ts(ints.as_primitive::<Int64Type>().clone(), tz, text)
+            Col::Ts(ints.as_primitive::<Int64Type>().clone(), tz, text, zone)
         }
         Type::NUMERIC => Col::Numeric(cast(a, &DataType::Utf8)?.as_string::<i32>().clone()),
         t if matches!(t.kind(), Kind::Array(_)) => {
@@ -179,8 +181,9 @@ fn encode_list<S: FieldSink>(
 pub fn encode_batch(
     batch: &RecordBatch,
     fields: &Arc<Vec<FieldInfo>>,
+    zone: Option<Tz>,
 ) -> PgWireResult<Vec<DataRow>> {
-    let cols = prepare_all(batch, fields)?;
+    let cols = prepare_all(batch, fields, zone)?;
     let mut enc = DataRowEncoder::new(fields.clone());
     let mut rows = Vec::with_capacity(batch.num_rows());
     for r in 0..batch.num_rows() {
@@ -214,8 +217,9 @@ pub fn encode_copy(
     batch: &RecordBatch,
     fields: &Arc<Vec<FieldInfo>>,
     enc: &mut CopyEncoder,
+    zone: Option<Tz>,
 ) -> PgWireResult<Vec<CopyData>> {
-    let cols = prepare_all(batch, fields)?;
+    let cols = prepare_all(batch, fields, zone)?;
     let mut rows = Vec::with_capacity(batch.num_rows());
     for r in 0..batch.num_rows() {
         for c in &cols {
@@ -226,12 +230,16 @@ pub fn encode_copy(
     Ok(rows)
 }
 
-fn prepare_all(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> PgWireResult<Vec<Col>> {
+fn prepare_all(
+    batch: &RecordBatch,
+    fields: &Arc<Vec<FieldInfo>>,
+    zone: Option<Tz>,
+) -> PgWireResult<Vec<Col>> {
     batch
         .columns()
         .iter()
         .zip(fields.iter())
-        .map(|(a, f)| prepare(a, f))
+        .map(|(a, f)| prepare(a, f, zone))
         .collect()
 }
 
@@ -256,12 +264,12 @@ fn encode_cell<S: FieldSink>(enc: &mut S, c: &Col, r: usize) -> PgWireResult<()>
         }
         Col::Numeric(a) => enc.put(&opt(a, r).then(|| Numeric(a.value(r)))),
         Col::List(a, elem) => encode_list(enc, a, elem, r),
-        Col::Ts(a, tz, text) => {
+        Col::Ts(a, tz, text, zone) => {
             let t = opt(a, r)
                 .then(|| DateTime::<Utc>::from_timestamp_micros(a.value(r)))
                 .flatten();
             if *text {
-                enc.put(&t.map(|t| timestamp_text(&t, *tz)))
+                enc.put(&t.map(|t| timestamp_text(&t, *tz, *zone)))
             } else if *tz {
                 enc.put(&t)
             } else {
@@ -271,17 +279,33 @@ fn encode_cell<S: FieldSink>(enc: &mut S, c: &Col, r: usize) -> PgWireResult<()>
     }
 }
 
-/// PostgreSQL's text form (DateStyle ISO, TimeZone UTC): fractional seconds only
-/// when present, without trailing zeros; `+00` for time-zone aware values.
-fn timestamp_text(t: &DateTime<Utc>, tz: bool) -> String {
-    let mut s = t.format("%Y-%m-%d %H:%M:%S").to_string();
+/// PostgreSQL's text form (DateStyle ISO): fractional seconds only when
+/// present, without trailing zeros; time-zone aware values in the session's
+/// zone with its offset (`+00`, `+02`, `-03:30`).
+fn timestamp_text(t: &DateTime<Utc>, tz: bool, zone: Option<Tz>) -> String {
+    let (local, offset) = match (tz, zone) {
+        (true, Some(zone)) => {
+            let l = t.with_timezone(&zone);
+            (l.naive_local(), l.offset().fix().local_minus_utc())
+        }
+        _ => (t.naive_utc(), 0),
+    };
+    let mut s = local.format("%Y-%m-%d %H:%M:%S").to_string();
     let micros = t.timestamp_subsec_micros();
     if micros != 0 {
         let frac = format!(".{micros:06}");
         s.push_str(frac.trim_end_matches('0'));
     }
     if tz {
-        s.push_str("+00");
+        let sign = if offset < 0 { '-' } else { '+' };
+        let o = offset.unsigned_abs();
+        s.push_str(&format!("{sign}{:02}", o / 3600));
+        if o % 3600 != 0 {
+            s.push_str(&format!(":{:02}", o % 3600 / 60));
+        }
+        if o % 60 != 0 {
+            s.push_str(&format!(":{:02}", o % 60));
+        }
     }
     s
 }
@@ -291,8 +315,24 @@ mod tests {
     #[test]
     fn timestamp_text_like_postgres() {
         let t = DateTime::<Utc>::from_timestamp_micros(1_500_000).unwrap();
-        assert_eq!(super::timestamp_text(&t, true), "1970-01-01 00:00:01.5+00");
-        assert_eq!(super::timestamp_text(&t, false), "1970-01-01 00:00:01.5");
+        assert_eq!(
+            super::timestamp_text(&t, true, None),
+            "1970-01-01 00:00:01.5+00"
+        );
+        assert_eq!(
+            super::timestamp_text(&t, false, None),
+            "1970-01-01 00:00:01.5"
+        );
+        let kolkata: Tz = "Asia/Kolkata".parse().unwrap();
+        assert_eq!(
+            super::timestamp_text(&t, true, Some(kolkata)),
+            "1970-01-01 05:30:01.5+05:30"
+        );
+        let ny: Tz = "America/New_York".parse().unwrap();
+        assert_eq!(
+            super::timestamp_text(&t, false, Some(ny)),
+            "1970-01-01 00:00:01.5"
+        );
     }
 
     use super::*;
@@ -334,7 +374,7 @@ mod tests {
         .unwrap();
         let fields = Arc::new(field_infos(&schema, &Format::UnifiedText));
         assert_eq!(fields[1].format(), FieldFormat::Text);
-        let rows = encode_batch(&batch, &fields).unwrap();
+        let rows = encode_batch(&batch, &fields, None).unwrap();
         assert_eq!(rows.len(), 2);
         let first = String::from_utf8_lossy(&rows[0].data).to_string();
         assert!(first.contains('7'), "{first}");

@@ -246,13 +246,14 @@ fn rows_response(
             let encode_with = fields.clone();
             let stream = guarded(stream, session, cancel);
             let limit = session.vars().max_result_bytes();
+            let zone = session.vars().time_zone();
             let mut sent = 0u64;
             let rows = stream
                 .map(move |batch| {
                     let _busy = &busy;
                     let encoded = batch
                         .map_err(datafusion_to_pgwire)
-                        .and_then(|b| encode_batch(&b, &encode_with))
+                        .and_then(|b| encode_batch(&b, &encode_with, zone))
                         .and_then(|rows| {
                             sent += rows.iter().map(|r| r.data.len() as u64).sum::<u64>();
                             if limit > 0 && sent > limit {
@@ -278,7 +279,7 @@ fn rows_response(
                 let _busy = &busy;
                 b
             });
-            crate::copy::copy_out(schema, stream, &format)
+            crate::copy::copy_out(schema, stream, &format, session.vars().time_zone())
         }
         Outcome::Command(tag) if tag.is_empty() => Response::EmptyQuery,
         Outcome::Command(tag) => {
