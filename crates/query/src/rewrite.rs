@@ -356,6 +356,32 @@ pub fn viewdef_calls(stmt: &mut Statement) {
     });
 }
 
+/// `generate_subscripts(a, d)` (SQLAlchemy's key reflection, beside
+/// `unnest(conkey)`) becomes `unnest(generate_series(1, array_length(a, d)))`,
+/// which DataFusion unnests in step with the other unnest, as PostgreSQL does.
+pub fn generate_subscripts(stmt: &mut Statement) {
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::Function(f) = e
+            && f.name
+                .to_string()
+                .to_ascii_lowercase()
+                .ends_with("generate_subscripts")
+            && let FunctionArguments::List(list) = &f.args
+            && list.args.len() == 2
+        {
+            let (a, d) = (&list.args[0], &list.args[1]);
+            let sql = format!("unnest(generate_series(1, array_length({a}, {d})))");
+            if let Ok(new) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&sql)
+                .and_then(|mut p| p.parse_expr())
+            {
+                *e = new;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 fn unnests_outer_column(q: &Query) -> bool {
     let SetExpr::Select(s) = q.body.as_ref() else {
         return false;

@@ -288,6 +288,7 @@ impl Session {
             });
             crate::rewrite::descriptions(&mut stmt);
             crate::rewrite::viewdef_calls(&mut stmt);
+            crate::rewrite::generate_subscripts(&mut stmt);
             // Before scalar_subqueries, which would wrap the OID lookup it matches.
             crate::rewrite::regproc_literals(&mut stmt);
             crate::rewrite::scalar_subqueries(&mut stmt);
