@@ -44,7 +44,7 @@ def asyncpg_script(port):
             types = [a.type.name for a in stmt.get_attributes()]
             since = await c.fetchval(
                 "SELECT count(*) FROM events WHERE event_time >= $1",
-                datetime(2026, 7, 1, 1, tzinfo=timezone.utc))
+                datetime(2026, 7, 1, 0, 2, tzinfo=timezone.utc))
             return [tuple(r) for r in rows], types, since
         finally:
             await c.close()
