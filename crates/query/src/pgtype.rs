@@ -65,11 +65,21 @@ pub fn pg_type_of(dt: &DataType) -> PgType {
 /// The OID a result column is described with: its metadata hint if any, else
 /// its Arrow type's.
 pub fn field_oid(f: &Field) -> u32 {
-    f.metadata()
-        .get(PG_TYPE_KEY)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| pg_type_of(f.data_type()).oid)
+    if let Some(oid) = f.metadata().get(PG_TYPE_KEY).and_then(|v| v.parse().ok()) {
+        return oid;
+    }
+    // datafusion-pg-catalog marks its object-identifier columns (pg_class.oid,
+    // relnamespace, atttypid, ...); PostgreSQL describes them as `oid`, whose
+    // text and 4-byte binary forms are those of the integer.
+    if f.metadata().contains_key(OID_ALIAS_KEY) && f.data_type() == &DataType::Int32 {
+        return OID_OID;
+    }
+    pg_type_of(f.data_type()).oid
 }
+
+/// datafusion-pg-catalog's field metadata key for object-identifier columns.
+const OID_ALIAS_KEY: &str = "pg.oid_alias";
+const OID_OID: u32 = 26;
 
 /// A text field described as PostgreSQL type `oid` (`name`, `varchar`).
 pub fn text_field(name: &str, oid: u32, nullable: bool) -> Field {
