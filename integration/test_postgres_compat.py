@@ -197,3 +197,24 @@ def test_max_result_size(broker, make_server):
         c.execute("RESET lambdadb.max_result_size")
         assert c.execute("SHOW lambdadb.max_result_size").fetchone() == ("1GB",)
         assert len(c.execute("SELECT x FROM generate_series(1, 100000) AS t(x)").fetchall()) == 100000
+
+
+def test_authentication_timeout(broker, make_server):
+    import socket
+
+    broker.create_topic("events", 1)
+    server = make_server(broker.brokers, env={"LAMBDADB_AUTHENTICATION_TIMEOUT": "1s"})
+    logged_in = psycopg.connect(server.dsn(), autocommit=True)
+    # A client that connects and never logs in is dropped after the timeout.
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.settimeout(15)
+        started = time.time()
+        assert s.recv(100) == b""
+        assert 0.8 <= time.time() - started < 5
+    # The timeout covers logging in only: a session idle past it stays, and
+    # the server keeps accepting new ones.
+    time.sleep(0.5)
+    assert logged_in.execute("SELECT 1").fetchone() == (1,)
+    logged_in.close()
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        assert c.execute("SELECT 2").fetchone() == (2,)

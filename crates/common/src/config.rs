@@ -71,6 +71,10 @@ pub struct Config {
     /// 0 disables, as in PostgreSQL.
     #[serde(with = "duration_str")]
     pub idle_session_timeout: Duration,
+    /// A connection that has not finished logging in within this time is
+    /// closed (PostgreSQL's authentication_timeout).
+    #[serde(with = "duration_str")]
+    pub authentication_timeout: Duration,
     /// Rejected messages kept for `lambdadb.rejected_messages` (oldest dropped first).
     pub rejected_keep: usize,
     /// Embedded mode only: demo events produced per second (0 disables the generator).
@@ -119,6 +123,7 @@ impl Default for Config {
             query_memory_limit: "2GB".into(),
             max_result_size: "1GB".into(),
             idle_session_timeout: Duration::ZERO,
+            authentication_timeout: Duration::from_secs(60),
             demo_rate: 1_000,
             demo_partitions: 3,
         }

@@ -204,6 +204,9 @@ impl StartupHandler for Handler {
                 *self.pid.lock().expect("pid lock") = Some(pid);
                 finish_authentication(client, &self.params).await?;
                 self.session.set_user(&user);
+                self.activity
+                    .authenticated
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 debug!(user, database, "session started (trust)");
                 return Ok(());
             }
@@ -216,6 +219,9 @@ impl StartupHandler for Handler {
             ) {
                 let user = client.metadata().get("user").cloned().unwrap_or_default();
                 self.session.set_user(&user);
+                self.activity
+                    .authenticated
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
             }
         }
         Ok(())

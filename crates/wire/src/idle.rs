@@ -1,6 +1,8 @@
-//! `idle_session_timeout`: a connection that waits for its client longer than
-//! the session allows, with no statement running or streaming, is closed with
-//! FATAL 57P05 as PostgreSQL does. pgwire owns the socket's read loop, so the
+//! Connection watchdog. `authentication_timeout`: a connection that has not
+//! finished logging in within it is closed, as PostgreSQL does (pgwire's own
+//! limit is a fixed minute). `idle_session_timeout`: a session that waits for
+//! its client longer than it allows, with no statement running or streaming,
+//! is closed with FATAL 57P05. pgwire owns the socket's read loop, so the
 //! watchdog runs beside it and ends the connection from outside.
 
 use std::io::Write;
@@ -20,6 +22,9 @@ pub struct Activity {
     since: Mutex<Instant>,
     /// TLS connections cannot be written to from outside the TLS stream.
     pub secure: AtomicBool,
+    /// Set once the client has logged in.
+    pub authenticated: AtomicBool,
+    opened: Instant,
 }
 
 impl Default for Activity {
@@ -28,6 +33,8 @@ impl Default for Activity {
             busy: AtomicUsize::new(0),
             since: Mutex::new(Instant::now()),
             secure: AtomicBool::new(false),
+            authenticated: AtomicBool::new(false),
+            opened: Instant::now(),
         }
     }
 }
@@ -55,23 +62,38 @@ impl Drop for BusyGuard {
     }
 }
 
-/// Returns once the session has been idle longer than its `idle_session_timeout`.
-pub async fn expired(activity: Arc<Activity>, vars: SessionVars) {
+/// Why the watchdog ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Authentication,
+    Idle,
+}
+
+/// Returns once the connection has overstayed its login time, or the session
+/// has been idle longer than its `idle_session_timeout`.
+pub async fn expired(activity: Arc<Activity>, vars: SessionVars, login: Duration) -> Expiry {
     loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !activity.authenticated.load(Ordering::SeqCst) {
+            if activity.opened.elapsed() >= login {
+                return Expiry::Authentication;
+            }
+            continue;
+        }
         let limit = vars.idle_session_timeout_ms();
         if limit > 0
             && let Some(idle) = activity.idle_for()
             && idle >= Duration::from_millis(limit)
         {
-            return;
+            return Expiry::Idle;
         }
     }
 }
 
-/// Tells the client why (plaintext connections only) and closes the socket.
-pub fn terminate(socket: &std::net::TcpStream, activity: &Activity) {
-    if !activity.secure.load(Ordering::SeqCst) {
+/// Closes the socket; an idle session is told why first (plaintext only), a
+/// login that timed out is just closed, as PostgreSQL does.
+pub fn terminate(socket: &std::net::TcpStream, activity: &Activity, why: Expiry) {
+    if why == Expiry::Idle && !activity.secure.load(Ordering::SeqCst) {
         let info = ErrorInfo::new(
             "FATAL".into(),
             "57P05".into(),

@@ -65,15 +65,24 @@ pub async fn serve(
             };
             let activity = handlers.0.activity();
             let vars = handlers.0.session().vars().clone();
+            let login = handlers
+                .0
+                .session()
+                .engine()
+                .config()
+                .authentication_timeout;
             tokio::select! {
                 r = pgwire::tokio::process_socket(socket, tls, handlers) => {
                     if let Err(e) = r {
                         debug!(%peer, "connection ended with an error: {e}");
                     }
                 }
-                _ = idle::expired(activity.clone(), vars) => {
-                    info!(%peer, "closing a connection idle longer than idle_session_timeout");
-                    idle::terminate(&watch, &activity);
+                why = idle::expired(activity.clone(), vars, login) => {
+                    match why {
+                        idle::Expiry::Idle => info!(%peer, "closing a connection idle longer than idle_session_timeout"),
+                        idle::Expiry::Authentication => info!(%peer, "closing a connection that did not log in within authentication_timeout"),
+                    }
+                    idle::terminate(&watch, &activity, why);
                 }
             }
             active.fetch_sub(1, Ordering::SeqCst);
