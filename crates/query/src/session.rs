@@ -238,6 +238,9 @@ impl Session {
         if let Some(refresh) = ddl::parse_refresh(sql) {
             return Ok(vec![Prepared::Catalog(refresh?)]);
         }
+        if let Some(e) = external_table(sql, self.admin.load(std::sync::atomic::Ordering::SeqCst)) {
+            return Err(e);
+        }
         // Catalog statements are recognised on the text as written; everything
         // else goes through the compatibility rewrites clients' catalog queries need.
         let plain = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok();
@@ -354,7 +357,7 @@ impl Session {
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await?;
-        verify(&plan)?;
+        verify(&plan, self.admin.load(std::sync::atomic::Ordering::SeqCst))?;
         Ok(Prepared::Query { sql, plan })
     }
 
@@ -569,15 +572,48 @@ fn set_assignment(set: &Set) -> Option<(String, String)> {
 
 /// Only queries run through DataFusion: its own DDL and DML would bypass the
 /// Kafka log (the single source of truth) or write to the server's filesystem.
-fn verify(plan: &LogicalPlan) -> Result<()> {
+/// The check is on the plan, so no spelling of a write gets through; a
+/// read-only user is told it lacks the privilege (42501), an admin that the
+/// statement is not supported (0A000).
+fn verify(plan: &LogicalPlan, admin: bool) -> Result<()> {
     let check = datafusion::execution::context::SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
     check.verify_plan(plan).map_err(|e| {
+        if !admin {
+            return QueryError::InsufficientPrivilege(format!(
+                "permission denied: this user is read-only and may only run queries ({})",
+                crate::error::classify(&e)
+            ));
+        }
         QueryError::FeatureNotSupported(format!(
             "{}; lambdadb runs queries here, declares source tables with CREATE TABLE ... WITH (topic = ...) and views with CREATE MATERIALIZED VIEW",
             crate::error::classify(&e)
         ))
+    })
+}
+
+/// `CREATE [UNBOUNDED] EXTERNAL TABLE` (DataFusion's way to read files) is not
+/// PostgreSQL syntax, so it never plans; it is answered here instead of as a
+/// syntax error.
+fn external_table(sql: &str, admin: bool) -> Option<QueryError> {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(6)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    let external = words.first().is_some_and(|w| w == "CREATE")
+        && words.iter().take(5).any(|w| w == "EXTERNAL");
+    external.then(|| {
+        if admin {
+            QueryError::FeatureNotSupported(
+                "external tables are not supported: lambdadb does not read the server's files; declare source tables with CREATE TABLE ... WITH (topic = ...)".into(),
+            )
+        } else {
+            QueryError::InsufficientPrivilege(
+                "permission denied: this user is read-only, and external tables would read the server's files".into(),
+            )
+        }
     })
 }
