@@ -141,3 +141,19 @@ def test_roles(broker, make_server, tmp_path):
         c.execute(view)
         c.execute("REFRESH MATERIALIZED VIEW by_device")
         assert c.execute("SELECT count(*) FROM by_device").fetchone() == (0,)
+        # An admin's INSERT goes to the topic and is read back before it returns.
+        cur = c.execute(
+            "INSERT INTO events (event_time, user_id, event_type, device, revenue) "
+            "VALUES ('2026-07-01T10:00:00Z', 7, 'purchase', 'tv', 9.5), "
+            "(%s, %s, 'click', 'tv', NULL)", ("2026-07-01T10:00:01Z", 8))
+        assert cur.statusmessage == "INSERT 0 2"
+        assert c.execute("SELECT user_id, revenue FROM events ORDER BY user_id").fetchall() == \
+            [(7, 9.5), (8, None)]
+        assert c.execute("SELECT n FROM by_device WHERE device = 'tv'").fetchone() == (2,)
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("INSERT INTO events (user_id, event_type) VALUES (9, 'click')")
+        assert e.value.sqlstate == "23502", e.value
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("INSERT INTO events (nope) VALUES (1)")
+        assert e.value.sqlstate == "42703", e.value
+        assert c.execute("SELECT count(*) FROM events").fetchone() == (2,)

@@ -26,6 +26,8 @@ pub struct Engine {
     sources: RwLock<BTreeMap<String, Arc<SourceState>>>,
     views: RwLock<BTreeMap<String, Arc<ViewState>>>,
     consumers: Mutex<Vec<ConsumerHandle>>,
+    /// Created at the first INSERT.
+    producer: std::sync::OnceLock<rdkafka::producer::FutureProducer>,
 }
 
 impl Engine {
@@ -37,7 +39,17 @@ impl Engine {
             sources: RwLock::new(BTreeMap::new()),
             views: RwLock::new(BTreeMap::new()),
             consumers: Mutex::new(Vec::new()),
+            producer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The producer INSERT writes through.
+    pub fn producer(&self) -> crate::error::Result<&rdkafka::producer::FutureProducer> {
+        if let Some(p) = self.producer.get() {
+            return Ok(p);
+        }
+        let p = crate::insert::producer(&self.brokers)?;
+        Ok(self.producer.get_or_init(|| p))
     }
 
     pub fn config(&self) -> &Config {

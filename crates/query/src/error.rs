@@ -33,6 +33,10 @@ pub enum QueryError {
     #[error("{0}")]
     DataException(String),
     #[error("{0}")]
+    NotNullViolation(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
     Io(String),
     #[error("{0}")]
     Internal(String),
@@ -58,6 +62,8 @@ impl QueryError {
             QueryError::FeatureNotSupported(_) => "0A000",
             QueryError::InvalidParameter(_) => "22023",
             QueryError::DataException(_) => "22000",
+            QueryError::NotNullViolation(_) => "23502",
+            QueryError::Unavailable(_) => "08006",
             QueryError::Io(_) => "58030",
             QueryError::Internal(_) => "XX000",
         }

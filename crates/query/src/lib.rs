@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod fromfuncs;
 pub mod infoschema;
+pub mod insert;
 pub mod naming;
 pub mod pg;
 pub mod pgfuncs;

@@ -74,6 +74,12 @@ pub enum Prepared {
         sql: String,
         plan: LogicalPlan,
     },
+    /// `INSERT INTO <source> [(columns)] <query>`: produced to the topic.
+    Insert {
+        table: String,
+        columns: Vec<String>,
+        query: String,
+    },
     Empty,
 }
 
@@ -280,6 +286,10 @@ impl Session {
                 out.push(Prepared::Catalog(c?));
                 continue;
             }
+            if let Some(insert) = original.and_then(|s| self.insert_into_source(s)) {
+                out.push(insert);
+                continue;
+            }
             crate::naming::apply_postgres_names(&mut stmt);
             crate::rewrite::array_subqueries(&mut stmt);
             crate::rewrite::field_access(&mut stmt);
@@ -359,6 +369,65 @@ impl Session {
             .await?;
         verify(&plan, self.admin.load(std::sync::atomic::Ordering::SeqCst))?;
         Ok(Prepared::Query { sql, plan })
+    }
+
+    /// `INSERT INTO <source table> ...`; other INSERTs are left to the plan check.
+    fn insert_into_source(&self, stmt: &Statement) -> Option<Prepared> {
+        let Statement::Insert(ins) = stmt else {
+            return None;
+        };
+        let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &ins.table else {
+            return None;
+        };
+        let table = name.0.last()?.to_string().trim_matches('"').to_string();
+        self.engine.source(&table)?;
+        let columns = ins
+            .columns
+            .iter()
+            .map(|c| c.to_string().trim_matches('"').to_string())
+            .collect();
+        let query = ins.source.as_ref()?.to_string();
+        Some(Prepared::Insert {
+            table,
+            columns,
+            query,
+        })
+    }
+
+    async fn run_insert(
+        &self,
+        table: &str,
+        columns: &[String],
+        query: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<Outcome> {
+        if !self.admin.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(QueryError::InsufficientPrivilege(format!(
+                "permission denied for table {table}: this user is read-only (set role = \"admin\" for the user in the configuration)"
+            )));
+        }
+        let source = self.engine.source(table).ok_or_else(|| {
+            QueryError::UndefinedTable(format!("relation \"{table}\" does not exist"))
+        })?;
+        let mut df = self.ctx.sql(query).await?;
+        if !params.is_empty() {
+            df = df.with_param_values(params)?;
+        }
+        let batches = df.collect().await?;
+        let columns: Vec<String> = if columns.is_empty() {
+            source
+                .spec
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        } else {
+            columns.to_vec()
+        };
+        let rows = crate::insert::to_source_rows(&source, &columns, &batches)?;
+        let n = crate::insert::produce(self.engine.producer()?, &source, &rows).await?;
+        Ok(Outcome::Command(format!("INSERT 0 {n}")))
     }
 
     /// Result columns of a prepared statement (empty for commands).
@@ -451,6 +520,11 @@ impl Session {
             Prepared::Rollback => Ok(Outcome::Rollback),
             Prepared::RollbackToSavepoint => Ok(Outcome::Command("ROLLBACK".into())),
             Prepared::Empty => Ok(Outcome::Command(String::new())),
+            Prepared::Insert {
+                table,
+                columns,
+                query,
+            } => self.run_insert(table, columns, query, params).await,
             Prepared::Show(name) => self.show(name),
             Prepared::Copy { query, format } => {
                 let fresh = Box::pin(self.replan(query)).await?;

@@ -100,6 +100,11 @@ impl SourceState {
         self.archiver.dir()
     }
 
+    /// The next offset to consume per partition (cheap: no rows are copied).
+    pub fn consumed(&self) -> lambdadb_common::offsets::Watermark {
+        self.inner.read().expect("source lock").speed.consumed()
+    }
+
     pub fn snapshot(&self) -> SourceSnapshot {
         let inner = self.inner.read().expect("source lock");
         let from = inner.manifest.watermark.clone();

@@ -1,0 +1,126 @@
+//! `INSERT INTO <source> ...` by an admin: the rows are produced to the
+//! source's Kafka topic as JSON (the log stays the single source of truth), and
+//! the statement returns once they are consumed, so the session reads its own
+//! writes. Nothing is written anywhere else.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use arrow::compute::cast;
+use arrow::json::LineDelimitedWriter;
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+use crate::error::{QueryError, Result};
+use crate::source::SourceState;
+
+/// How long an INSERT waits for its rows to come back through the consumer.
+const VISIBLE_WITHIN: Duration = Duration::from_secs(30);
+
+pub fn producer(brokers: &str) -> Result<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .map_err(|e| QueryError::Internal(format!("cannot create the Kafka producer: {e}")))
+}
+
+/// Lays `batches` (columns `columns` of the source, in that order) out as the
+/// source's declared schema: absent columns are NULL, values cast to the
+/// declared types; a NULL in a NOT NULL column is refused (23502).
+pub fn to_source_rows(
+    source: &SourceState,
+    columns: &[String],
+    batches: &[RecordBatch],
+) -> Result<Vec<RecordBatch>> {
+    let schema = source.spec.schema.clone();
+    for c in columns {
+        if schema.field_with_name(c).is_err() {
+            return Err(QueryError::UndefinedColumn(format!(
+                "column \"{c}\" of relation \"{}\" does not exist",
+                source.spec.name
+            )));
+        }
+    }
+    batches
+        .iter()
+        .map(|b| {
+            if b.num_columns() != columns.len() {
+                return Err(QueryError::Syntax(format!(
+                    "INSERT has {} target columns but {} values",
+                    columns.len(),
+                    b.num_columns()
+                )));
+            }
+            let cols = schema
+                .fields()
+                .iter()
+                .map(|f| -> Result<ArrayRef> {
+                    let a = match columns.iter().position(|c| c == f.name()) {
+                        Some(i) => cast(b.column(i), f.data_type())
+                            .map_err(|e| QueryError::InvalidParameter(e.to_string()))?,
+                        None => new_null_array(f.data_type(), b.num_rows()),
+                    };
+                    if !f.is_nullable() && a.null_count() > 0 {
+                        return Err(QueryError::NotNullViolation(format!(
+                            "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                            f.name(),
+                            source.spec.name
+                        )));
+                    }
+                    Ok(a)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            RecordBatch::try_new(schema.clone(), cols)
+                .map_err(|e| QueryError::Internal(e.to_string()))
+        })
+        .collect()
+}
+
+/// Produces the rows and waits until the consumer has read past them.
+pub async fn produce(
+    producer: &FutureProducer,
+    source: &Arc<SourceState>,
+    batches: &[RecordBatch],
+) -> Result<u64> {
+    let mut lines = Vec::new();
+    {
+        let mut w = LineDelimitedWriter::new(&mut lines);
+        for b in batches {
+            w.write(b)
+                .map_err(|e| QueryError::Internal(format!("cannot encode the rows: {e}")))?;
+        }
+        w.finish()
+            .map_err(|e| QueryError::Internal(format!("cannot encode the rows: {e}")))?;
+    }
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut n = 0u64;
+    for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(&source.spec.topic).payload(line);
+        let delivery = producer
+            .send(record, Timeout::After(Duration::from_secs(10)))
+            .await
+            .map_err(|(e, _)| {
+                QueryError::Unavailable(format!(
+                    "the broker did not accept the rows ({e}); {n} of them were written, the rest were not"
+                ))
+            })?;
+        let e = last.entry(delivery.partition).or_insert(delivery.offset);
+        *e = (*e).max(delivery.offset);
+        n += 1;
+    }
+    let deadline = Instant::now() + VISIBLE_WITHIN;
+    while Instant::now() < deadline {
+        let consumed = source.consumed();
+        if last.iter().all(|(p, o)| consumed.next(*p) > *o) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(n)
+}
