@@ -23,6 +23,7 @@ pub mod pgtyping;
 pub mod rewrite;
 pub mod session;
 pub mod source;
+pub mod statements;
 pub mod system;
 pub mod tables;
 pub mod vars;

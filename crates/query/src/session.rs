@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 use arrow::array::{ArrayRef, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
@@ -15,7 +15,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{Expr, Reset, Set, Statement, Value};
+use datafusion::sql::sqlparser::ast::{Reset, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -24,6 +24,7 @@ use crate::catalog::LambdaCatalog;
 use crate::ddl::{self, CatalogStatement};
 use crate::engine::Engine;
 use crate::error::{QueryError, Result};
+use crate::statements::{external_table, set_assignment, show_schema, verify};
 use crate::vars::SessionVars;
 
 /// The PostgreSQL version lambdadb reports (its dialect and catalog follow 15).
@@ -587,107 +588,4 @@ impl Session {
             stream: Box::pin(stream),
         })
     }
-}
-
-fn show_schema(name: &str) -> SchemaRef {
-    if name.eq_ignore_ascii_case("all") {
-        return Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("setting", DataType::Utf8, false),
-            Field::new("description", DataType::Utf8, false),
-        ]));
-    }
-    // PostgreSQL names the column after the parameter, in lower case.
-    let col = match name.to_ascii_lowercase().as_str() {
-        "time zone" => "TimeZone".to_string(),
-        "transaction isolation level" => "transaction_isolation".to_string(),
-        other => other.replace(' ', "_"),
-    };
-    Arc::new(Schema::new(vec![Field::new(
-        col.to_ascii_lowercase(),
-        DataType::Utf8,
-        false,
-    )]))
-}
-
-/// The name and value of a `SET`, in the forms clients send.
-fn set_assignment(set: &Set) -> Option<(String, String)> {
-    match set {
-        Set::SingleAssignment {
-            variable, values, ..
-        } => {
-            let value = values
-                .iter()
-                .map(|v| match v {
-                    Expr::Value(v) => match &v.value {
-                        Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
-                        other => other.to_string(),
-                    },
-                    Expr::Identifier(i) => i.value.clone(),
-                    other => other.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            Some((variable.to_string(), value))
-        }
-        Set::SetTimeZone { value, .. } => {
-            let v = match value {
-                Expr::Value(v) => match &v.value {
-                    Value::SingleQuotedString(s) => s.clone(),
-                    other => other.to_string(),
-                },
-                other => other.to_string(),
-            };
-            Some(("TimeZone".into(), v))
-        }
-        _ => None,
-    }
-}
-
-/// Only queries run through DataFusion: its own DDL and DML would bypass the
-/// Kafka log (the single source of truth) or write to the server's filesystem.
-/// The check is on the plan, so no spelling of a write gets through; a
-/// read-only user is told it lacks the privilege (42501), an admin that the
-/// statement is not supported (0A000).
-fn verify(plan: &LogicalPlan, admin: bool) -> Result<()> {
-    let check = datafusion::execution::context::SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    check.verify_plan(plan).map_err(|e| {
-        if !admin {
-            return QueryError::InsufficientPrivilege(format!(
-                "permission denied: this user is read-only and may only run queries ({})",
-                crate::error::classify(&e)
-            ));
-        }
-        QueryError::FeatureNotSupported(format!(
-            "{}; lambdadb runs queries here, declares source tables with CREATE TABLE ... WITH (topic = ...) and views with CREATE MATERIALIZED VIEW",
-            crate::error::classify(&e)
-        ))
-    })
-}
-
-/// `CREATE [UNBOUNDED] EXTERNAL TABLE` (DataFusion's way to read files) is not
-/// PostgreSQL syntax, so it never plans; it is answered here instead of as a
-/// syntax error.
-fn external_table(sql: &str, admin: bool) -> Option<QueryError> {
-    let words: Vec<String> = sql
-        .split_whitespace()
-        .take(6)
-        .map(|w| w.to_ascii_uppercase())
-        .collect();
-    let external = words.first().is_some_and(|w| w == "CREATE")
-        && words.iter().take(5).any(|w| w == "EXTERNAL");
-    external.then(|| {
-        if admin {
-            QueryError::FeatureNotSupported(
-                "external tables are not supported: lambdadb does not read the server's files; declare source tables with CREATE TABLE ... WITH (topic = ...)".into(),
-            )
-        } else {
-            QueryError::InsufficientPrivilege(
-                "permission denied: this user is read-only, and external tables would read the server's files".into(),
-            )
-        }
-    })
 }
