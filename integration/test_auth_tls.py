@@ -130,6 +130,7 @@ def test_roles(broker, make_server, tmp_path):
                     "DELETE FROM events",
                     "CREATE TABLE t AS SELECT 1 AS a",
                     "CREATE VIEW v AS SELECT 1 AS a",
+                    "DROP VIEW IF EXISTS v",
                     "DROP TABLE events"]:
             with pytest.raises(psycopg.Error) as e:
                 c.execute(sql)

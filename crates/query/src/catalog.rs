@@ -102,6 +102,7 @@ impl SchemaProvider for PublicSchema {
             .map(|s| s.spec.name.clone())
             .collect();
         names.extend(self.engine.views().iter().map(|v| v.name.clone()));
+        names.extend(self.engine.plain_view_names());
         names
     }
 
@@ -114,6 +115,12 @@ impl SchemaProvider for PublicSchema {
                 DataFusionError::Internal(format!("source of view {name} vanished"))
             })?;
             return Ok(Some(Arc::new(ViewTable::new(v, source))));
+        }
+        if let Some(def) = self.engine.plain_view(name) {
+            return Ok(Some(Arc::new(crate::plainview::PlainViewTable::new(
+                self.engine.clone(),
+                def,
+            ))));
         }
         Ok(None)
     }
@@ -129,7 +136,9 @@ impl SchemaProvider for PublicSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.engine.source(name).is_some() || self.engine.view(name).is_some()
+        self.engine.source(name).is_some()
+            || self.engine.view(name).is_some()
+            || self.engine.plain_view(name).is_some()
     }
 }
 

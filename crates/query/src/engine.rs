@@ -26,6 +26,7 @@ pub struct Engine {
     sources: RwLock<BTreeMap<String, Arc<SourceState>>>,
     views: RwLock<BTreeMap<String, Arc<ViewState>>>,
     consumers: Mutex<Vec<ConsumerHandle>>,
+    plain_views: RwLock<BTreeMap<String, crate::plainview::PlainViewDef>>,
     /// Created at the first INSERT.
     producer: std::sync::OnceLock<rdkafka::producer::FutureProducer>,
 }
@@ -39,6 +40,7 @@ impl Engine {
             sources: RwLock::new(BTreeMap::new()),
             views: RwLock::new(BTreeMap::new()),
             consumers: Mutex::new(Vec::new()),
+            plain_views: RwLock::new(BTreeMap::new()),
             producer: std::sync::OnceLock::new(),
         })
     }
@@ -91,6 +93,55 @@ impl Engine {
             .expect("sources lock")
             .get(name)
             .cloned()
+    }
+
+    pub fn plain_view(&self, name: &str) -> Option<crate::plainview::PlainViewDef> {
+        self.plain_views
+            .read()
+            .expect("views lock")
+            .get(name)
+            .cloned()
+    }
+
+    pub fn plain_view_names(&self) -> Vec<String> {
+        self.plain_views
+            .read()
+            .expect("views lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Declares (or, with `or_replace`, replaces) a plain view.
+    pub fn define_plain_view(
+        &self,
+        name: &str,
+        def: crate::plainview::PlainViewDef,
+        or_replace: bool,
+    ) -> Result<()> {
+        let mut views = self.plain_views.write().expect("views lock");
+        let taken = self.source(name).is_some() || self.view(name).is_some();
+        if taken || (views.contains_key(name) && !or_replace) {
+            return Err(QueryError::DuplicateObject(format!(
+                "relation \"{name}\" already exists{}",
+                if taken {
+                    ""
+                } else {
+                    "; use CREATE OR REPLACE VIEW to change it"
+                }
+            )));
+        }
+        views.insert(name.to_string(), def);
+        Ok(())
+    }
+
+    /// Drops a plain view; false when there is none of that name.
+    pub fn drop_plain_view(&self, name: &str) -> bool {
+        self.plain_views
+            .write()
+            .expect("views lock")
+            .remove(name)
+            .is_some()
     }
 
     pub fn view(&self, name: &str) -> Option<Arc<ViewState>> {

@@ -35,6 +35,8 @@ pub enum QueryError {
     #[error("{0}")]
     NotNullViolation(String),
     #[error("{0}")]
+    WrongObjectType(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     Io(String),
@@ -63,6 +65,7 @@ impl QueryError {
             QueryError::InvalidParameter(_) => "22023",
             QueryError::DataException(_) => "22000",
             QueryError::NotNullViolation(_) => "23502",
+            QueryError::WrongObjectType(_) => "42809",
             QueryError::Unavailable(_) => "08006",
             QueryError::Io(_) => "58030",
             QueryError::Internal(_) => "XX000",

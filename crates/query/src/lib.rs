@@ -20,6 +20,7 @@ pub mod pg;
 pub mod pgfuncs;
 pub mod pgtype;
 pub mod pgtyping;
+pub mod plainview;
 pub mod rewrite;
 pub mod session;
 pub mod source;

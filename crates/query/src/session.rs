@@ -24,7 +24,9 @@ use crate::catalog::LambdaCatalog;
 use crate::ddl::{self, CatalogStatement};
 use crate::engine::Engine;
 use crate::error::{QueryError, Result};
-use crate::statements::{external_table, set_assignment, show_schema, verify};
+use crate::statements::{
+    external_table, plain_view_statement, set_assignment, show_schema, verify,
+};
 use crate::vars::SessionVars;
 
 /// The PostgreSQL version lambdadb reports (its dialect and catalog follow 15).
@@ -74,6 +76,16 @@ pub enum Prepared {
     Query {
         sql: String,
         plan: LogicalPlan,
+    },
+    /// `CREATE [OR REPLACE] VIEW` / `DROP VIEW` (plain views).
+    CreatePlainView {
+        name: String,
+        query: String,
+        or_replace: bool,
+    },
+    DropPlainViews {
+        names: Vec<String>,
+        if_exists: bool,
     },
     /// `INSERT INTO <source> [(columns)] <query>`: produced to the topic.
     Insert {
@@ -287,6 +299,10 @@ impl Session {
                 out.push(Prepared::Catalog(c?));
                 continue;
             }
+            if let Some(p) = original.and_then(plain_view_statement) {
+                out.push(p);
+                continue;
+            }
             if let Some(insert) = original.and_then(|s| self.insert_into_source(s)) {
                 out.push(insert);
                 continue;
@@ -431,6 +447,15 @@ impl Session {
         Ok(Outcome::Command(format!("INSERT 0 {n}")))
     }
 
+    fn require_admin(&self, what: &str) -> Result<()> {
+        if self.admin.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        Err(QueryError::InsufficientPrivilege(format!(
+            "permission denied: {what} needs the admin role; this user is read-only"
+        )))
+    }
+
     /// Result columns of a prepared statement (empty for commands).
     pub fn result_schema(&self, p: &Prepared) -> SchemaRef {
         match p {
@@ -526,6 +551,20 @@ impl Session {
                 columns,
                 query,
             } => self.run_insert(table, columns, query, params).await,
+            Prepared::CreatePlainView {
+                name,
+                query,
+                or_replace,
+            } => {
+                self.require_admin("CREATE VIEW")?;
+                crate::plainview::create(&self.engine, &self.ctx, name, query, *or_replace).await?;
+                Ok(Outcome::Command("CREATE VIEW".into()))
+            }
+            Prepared::DropPlainViews { names, if_exists } => {
+                self.require_admin("DROP VIEW")?;
+                crate::plainview::drop(&self.engine, names, *if_exists)?;
+                Ok(Outcome::Command("DROP VIEW".into()))
+            }
             Prepared::Show(name) => self.show(name),
             Prepared::Copy { query, format } => {
                 let fresh = Box::pin(self.replan(query)).await?;

@@ -111,3 +111,34 @@ pub(crate) fn external_table(sql: &str, admin: bool) -> Option<QueryError> {
         }
     })
 }
+
+/// `CREATE [OR REPLACE] VIEW` (not materialized) and `DROP VIEW`.
+pub(crate) fn plain_view_statement(
+    stmt: &datafusion::sql::sqlparser::ast::Statement,
+) -> Option<crate::session::Prepared> {
+    use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
+    let name = |n: &datafusion::sql::sqlparser::ast::ObjectName| {
+        n.0.last()
+            .map(|p| p.to_string().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    match stmt {
+        Statement::CreateView(v) if !v.materialized => {
+            Some(crate::session::Prepared::CreatePlainView {
+                name: name(&v.name),
+                query: v.query.to_string(),
+                or_replace: v.or_replace,
+            })
+        }
+        Statement::Drop {
+            object_type: ObjectType::View,
+            if_exists,
+            names,
+            ..
+        } => Some(crate::session::Prepared::DropPlainViews {
+            names: names.iter().map(name).collect(),
+            if_exists: *if_exists,
+        }),
+        _ => None,
+    }
+}
