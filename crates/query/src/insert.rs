@@ -124,3 +124,63 @@ pub async fn produce(
     }
     Ok(n)
 }
+
+/// `INSERT INTO <source table> ...`; other INSERTs are left to the plan check.
+pub fn statement(
+    engine: &crate::engine::Engine,
+    stmt: &datafusion::sql::sqlparser::ast::Statement,
+) -> Option<crate::session::Prepared> {
+    use datafusion::sql::sqlparser::ast::{Statement, TableObject};
+    let Statement::Insert(ins) = stmt else {
+        return None;
+    };
+    let TableObject::TableName(name) = &ins.table else {
+        return None;
+    };
+    let table = name.0.last()?.to_string().trim_matches('"').to_string();
+    engine.source(&table)?;
+    let columns = ins
+        .columns
+        .iter()
+        .map(|c| c.to_string().trim_matches('"').to_string())
+        .collect();
+    let query = ins.source.as_ref()?.to_string();
+    Some(crate::session::Prepared::Insert {
+        table,
+        columns,
+        query,
+    })
+}
+
+/// Plans the rows (VALUES or a query, with the statement's parameters) and
+/// produces them; returns how many.
+pub async fn run(
+    engine: &crate::engine::Engine,
+    ctx: &datafusion::prelude::SessionContext,
+    table: &str,
+    columns: &[String],
+    query: &str,
+    params: Vec<datafusion::scalar::ScalarValue>,
+) -> Result<u64> {
+    let source = engine.source(table).ok_or_else(|| {
+        QueryError::UndefinedTable(format!("relation \"{table}\" does not exist"))
+    })?;
+    let mut df = ctx.sql(query).await?;
+    if !params.is_empty() {
+        df = df.with_param_values(params)?;
+    }
+    let batches = df.collect().await?;
+    let columns: Vec<String> = if columns.is_empty() {
+        source
+            .spec
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    } else {
+        columns.to_vec()
+    };
+    let rows = to_source_rows(&source, &columns, &batches)?;
+    produce(engine.producer()?, &source, &rows).await
+}

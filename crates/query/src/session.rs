@@ -303,7 +303,7 @@ impl Session {
                 out.push(p);
                 continue;
             }
-            if let Some(insert) = original.and_then(|s| self.insert_into_source(s)) {
+            if let Some(insert) = original.and_then(|s| crate::insert::statement(&self.engine, s)) {
                 out.push(insert);
                 continue;
             }
@@ -388,29 +388,6 @@ impl Session {
         Ok(Prepared::Query { sql, plan })
     }
 
-    /// `INSERT INTO <source table> ...`; other INSERTs are left to the plan check.
-    fn insert_into_source(&self, stmt: &Statement) -> Option<Prepared> {
-        let Statement::Insert(ins) = stmt else {
-            return None;
-        };
-        let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &ins.table else {
-            return None;
-        };
-        let table = name.0.last()?.to_string().trim_matches('"').to_string();
-        self.engine.source(&table)?;
-        let columns = ins
-            .columns
-            .iter()
-            .map(|c| c.to_string().trim_matches('"').to_string())
-            .collect();
-        let query = ins.source.as_ref()?.to_string();
-        Some(Prepared::Insert {
-            table,
-            columns,
-            query,
-        })
-    }
-
     async fn run_insert(
         &self,
         table: &str,
@@ -418,32 +395,8 @@ impl Session {
         query: &str,
         params: Vec<ScalarValue>,
     ) -> Result<Outcome> {
-        if !self.admin.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(QueryError::InsufficientPrivilege(format!(
-                "permission denied for table {table}: this user is read-only (set role = \"admin\" for the user in the configuration)"
-            )));
-        }
-        let source = self.engine.source(table).ok_or_else(|| {
-            QueryError::UndefinedTable(format!("relation \"{table}\" does not exist"))
-        })?;
-        let mut df = self.ctx.sql(query).await?;
-        if !params.is_empty() {
-            df = df.with_param_values(params)?;
-        }
-        let batches = df.collect().await?;
-        let columns: Vec<String> = if columns.is_empty() {
-            source
-                .spec
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect()
-        } else {
-            columns.to_vec()
-        };
-        let rows = crate::insert::to_source_rows(&source, &columns, &batches)?;
-        let n = crate::insert::produce(self.engine.producer()?, &source, &rows).await?;
+        self.require_admin(&format!("INSERT INTO {table}"))?;
+        let n = crate::insert::run(&self.engine, &self.ctx, table, columns, query, params).await?;
         Ok(Outcome::Command(format!("INSERT 0 {n}")))
     }
 
