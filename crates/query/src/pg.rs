@@ -78,11 +78,11 @@ pub fn install(ctx: &SessionContext, vars: &SessionVars, users: Vec<String>) -> 
     ctx.register_udf(crate::pgfuncs::format_udf());
     // Every relation, schema and database is owned by the configured default
     // user (datafusion-pg-catalog's static rows say "postgres").
-    ctx.register_udf(any_args_udf(
+    ctx.register_udf(crate::pgfuncs::constant(
         "pg_get_userbyid",
         ScalarValue::Utf8(Some(owner)),
     ));
-    ctx.register_udf(any_args_udf(
+    ctx.register_udf(crate::pgfuncs::constant(
         "pg_encoding_to_char",
         ScalarValue::Utf8(Some("UTF8".into())),
     ));
@@ -90,75 +90,37 @@ pub fn install(ctx: &SessionContext, vars: &SessionVars, users: Vec<String>) -> 
     for name in ["session_user", "current_user", "current_role"] {
         ctx.register_udf(session_user_udf(name, vars.clone()));
     }
-    // lambdadb has no indexes or constraints, so there is no definition to show.
-    for name in ["pg_get_indexdef", "pg_get_constraintdef"] {
-        ctx.register_udf(crate::pgfuncs::null_text(name));
-    }
     for name in [
         "pg_function_is_visible",
         "pg_type_is_visible",
         "pg_opclass_is_visible",
         "pg_collation_is_visible",
     ] {
-        ctx.register_udf(constant_udf(
+        ctx.register_udf(crate::pgfuncs::constant(
             name,
-            vec![DataType::Int32],
-            DataType::Boolean,
             ScalarValue::Boolean(Some(true)),
         ));
     }
     // Sizes psql's \dt+ and \d+ show: the data lives outside PostgreSQL's storage.
     for name in ["pg_table_size", "pg_indexes_size"] {
-        ctx.register_udf(constant_udf(
-            name,
-            vec![DataType::Int32],
-            DataType::Int64,
-            ScalarValue::Int64(Some(0)),
-        ));
+        ctx.register_udf(crate::pgfuncs::constant(name, ScalarValue::Int64(Some(0))));
     }
-    // psql's \df: lambdadb has no user-defined functions to describe.
+    // psql's \df: lambdadb has no user-defined functions to describe; and no
+    // comments yet, so descriptions are NULL as in PostgreSQL without COMMENT ON.
+    // No index or constraint exists, so there is no definition to show either.
     for name in [
         "pg_get_function_result",
         "pg_get_function_arguments",
         "pg_get_function_identity_arguments",
-    ] {
-        ctx.register_udf(constant_udf(
-            name,
-            vec![DataType::Int32],
-            DataType::Utf8,
-            ScalarValue::Utf8(None),
-        ));
-    }
-    // Descriptions: lambdadb keeps no comments yet, so NULL as PostgreSQL without COMMENT ON.
-    ctx.register_udf(constant_udf(
         "obj_description",
-        vec![DataType::Int32, DataType::Utf8],
-        DataType::Utf8,
-        ScalarValue::Utf8(None),
-    ));
-    ctx.register_udf(constant_udf(
         "col_description",
-        vec![DataType::Int32, DataType::Int32],
-        DataType::Utf8,
-        ScalarValue::Utf8(None),
-    ));
-    ctx.register_udf(constant_udf(
         "shobj_description",
-        vec![DataType::Int32, DataType::Utf8],
-        DataType::Utf8,
-        ScalarValue::Utf8(None),
-    ));
+        "pg_get_indexdef",
+        "pg_get_constraintdef",
+    ] {
+        ctx.register_udf(crate::pgfuncs::null_text(name));
+    }
     Ok(())
-}
-
-fn constant_udf(name: &str, args: Vec<DataType>, ret: DataType, value: ScalarValue) -> ScalarUDF {
-    create_udf(
-        name,
-        args,
-        ret,
-        Volatility::Stable,
-        Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(value.clone()))),
-    )
 }
 
 /// PostgreSQL's `pg_size_pretty(bigint)`: bytes below 10 kB, then kB, MB, GB, TB
@@ -239,11 +201,6 @@ fn to_regtype_udf() -> ScalarUDF {
             Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
         }),
     )
-}
-
-/// A function of any arguments with one answer.
-fn any_args_udf(name: &str, value: ScalarValue) -> ScalarUDF {
-    crate::pgfuncs::constant(name, value)
 }
 
 fn session_user_udf(name: &str, vars: SessionVars) -> ScalarUDF {

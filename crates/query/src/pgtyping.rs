@@ -35,6 +35,18 @@ pub fn context(config: SessionConfig, runtime: Option<Arc<RuntimeEnv>>) -> Sessi
     ctx
 }
 
+/// A context for planning inside a table scan: the session's settings and
+/// functions, its runtime (so the work counts against the session's memory
+/// limit), and a default catalog of its own for whatever the scan registers.
+pub fn scan_context(state: &dyn datafusion::catalog::Session) -> SessionContext {
+    let mut config = state.config().clone();
+    config
+        .options_mut()
+        .catalog
+        .create_default_catalog_and_schema = true;
+    context(config, Some(state.runtime_env().clone()))
+}
+
 /// `sum` with bigint input summed as `numeric(20,0)` (result `numeric(30,0)`).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct PgSum {

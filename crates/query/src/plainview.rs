@@ -60,10 +60,9 @@ impl TableProvider for PlainViewTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        // Planned with the session's settings and memory pool, over a catalog of
-        // its own (the view's tables, snapshotted when scanned).
-        let ctx =
-            crate::pgtyping::context(state.config().clone(), Some(state.runtime_env().clone()));
+        // Planned over a catalog of its own (the view's tables, snapshotted
+        // when scanned).
+        let ctx = crate::pgtyping::scan_context(state);
         ctx.register_catalog(
             "lambdadb",
             Arc::new(LambdaCatalog::new(self.engine.clone())),

@@ -9,6 +9,14 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
+/// Parses one expression written by a rewrite; None leaves the original in place.
+pub(crate) fn parse_expr(sql: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
+}
+
 /// `ARRAY(SELECT x ...)` (psql's `\du`, `\d+`) becomes a scalar subquery that
 /// aggregates the rows into an array.
 pub fn array_subqueries(stmt: &mut Statement) {
@@ -31,10 +39,7 @@ pub fn array_subqueries(stmt: &mut Statement) {
                 Some((item, rest)) => format!("(SELECT array_agg({item}) {rest})"),
                 None => format!("(SELECT array_agg(__arr.v) FROM ({q}) AS __arr(v))"),
             };
-            if let Ok(new) = Parser::new(&PostgreSqlDialect {})
-                .try_with_sql(&sql)
-                .and_then(|mut p| p.parse_expr())
-            {
+            if let Some(new) = parse_expr(&sql) {
                 *e = new;
             }
         }
@@ -59,10 +64,7 @@ pub fn field_access(stmt: &mut Statement) {
                     sql = format!("get_field({sql}, '{}')", i.value.replace('\'', "''"));
                 }
             }
-            if let Ok(new) = Parser::new(&PostgreSqlDialect {})
-                .try_with_sql(&sql)
-                .and_then(|mut p| p.parse_expr())
-            {
+            if let Some(new) = parse_expr(&sql) {
                 *e = new;
             }
         }
@@ -95,10 +97,7 @@ pub fn scalar_subqueries(stmt: &mut Statement) {
                 return ControlFlow::Continue(());
             }
             let sql = format!("first_value({expr})");
-            if let Ok(new) = Parser::new(&PostgreSqlDialect {})
-                .try_with_sql(&sql)
-                .and_then(|mut p| p.parse_expr())
-            {
+            if let Some(new) = parse_expr(&sql) {
                 s.projection[0] = match alias {
                     Some(alias) => SelectItem::ExprWithAlias { expr: new, alias },
                     None => SelectItem::UnnamedExpr(new),
@@ -217,9 +216,7 @@ pub fn int4_literals(stmt: &mut Statement) {
         };
         let text = e.to_string();
         if text.parse::<i32>().is_ok()
-            && let Ok(new) = Parser::new(&PostgreSqlDialect {})
-                .try_with_sql(&format!("CAST({text} AS INTEGER)"))
-                .and_then(|mut p| p.parse_expr())
+            && let Some(new) = parse_expr(&format!("CAST({text} AS INTEGER)"))
         {
             *e = new;
         }
@@ -236,9 +233,7 @@ pub fn descriptions(stmt: &mut Statement) {
             let name = f.name.to_string().to_ascii_lowercase();
             let name = name.rsplit('.').next().unwrap_or(&name);
             if (name == "col_description" || name == "obj_description")
-                && let Ok(new) = Parser::new(&PostgreSqlDialect {})
-                    .try_with_sql("CAST(NULL AS TEXT)")
-                    .and_then(|mut p| p.parse_expr())
+                && let Some(new) = parse_expr("CAST(NULL AS TEXT)")
             {
                 *e = new;
             }
@@ -255,10 +250,7 @@ pub fn extract_calls(stmt: &mut Statement) {
         if let Expr::Extract { field, expr, .. } = e {
             let field = field.to_string().to_ascii_lowercase().replace('\'', "");
             let sql = format!("{}('{field}', {expr})", crate::pgtyping::EXTRACT_FUNCTION);
-            if let Ok(new) = Parser::new(&PostgreSqlDialect {})
-                .try_with_sql(&sql)
-                .and_then(|mut p| p.parse_expr())
-            {
+            if let Some(new) = parse_expr(&sql) {
                 *e = new;
             }
         }
@@ -271,8 +263,11 @@ pub fn extract_calls(stmt: &mut Statement) {
 /// `array_has((SELECT array_agg(v) FROM (...)), x)`: DataFusion turns IN
 /// subqueries into joins only in WHERE, and cannot execute them elsewhere.
 /// A NULL `x` gives false rather than NULL, which CASE WHEN treats alike.
-pub fn in_subqueries_outside_where(stmt: &mut Statement) {
-    let Statement::Query(q) = stmt else { return };
+pub fn in_subqueries_outside_where(stmt: &mut Statement) -> bool {
+    let Statement::Query(q) = stmt else {
+        return false;
+    };
+    let changed = std::cell::Cell::new(false);
     let rewrite = |e: &mut Expr| {
         let _ = visit_expressions_mut(e, |e| {
             if let Expr::InSubquery {
@@ -285,11 +280,9 @@ pub fn in_subqueries_outside_where(stmt: &mut Statement) {
                 let sql = format!(
                     "{not}array_has((SELECT array_agg(__in.v) FROM ({subquery}) AS __in(v)), {expr})"
                 );
-                if let Ok(new) = Parser::new(&PostgreSqlDialect {})
-                    .try_with_sql(&sql)
-                    .and_then(|mut p| p.parse_expr())
-                {
+                if let Some(new) = parse_expr(&sql) {
                     *e = new;
+                    changed.set(true);
                 }
             }
             ControlFlow::<()>::Continue(())
@@ -297,25 +290,20 @@ pub fn in_subqueries_outside_where(stmt: &mut Statement) {
     };
     if let SetExpr::Select(select) = q.body.as_mut() {
         for item in select.projection.iter_mut() {
-            match item {
-                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                    rewrite(e)
-                }
-                _ => {}
+            if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+                rewrite(e)
             }
         }
-    }
-    // In WHERE, DataFusion decorrelates IN subqueries among the conjuncts, but
-    // not inside a CASE (Grafana's column list).
-    if let SetExpr::Select(select) = q.body.as_mut()
-        && let Some(selection) = select.selection.as_mut()
-    {
-        let _ = visit_expressions_mut(selection, |e| {
-            if matches!(e, Expr::Case { .. }) {
-                rewrite(e);
-            }
-            ControlFlow::<()>::Continue(())
-        });
+        // In WHERE, DataFusion decorrelates IN subqueries among the conjuncts,
+        // but not inside a CASE (Grafana's column list).
+        if let Some(selection) = select.selection.as_mut() {
+            let _ = visit_expressions_mut(selection, |e| {
+                if matches!(e, Expr::Case { .. }) {
+                    rewrite(e);
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
     }
     if let Some(order) = q.order_by.as_mut()
         && let OrderByKind::Expressions(exprs) = &mut order.kind
@@ -324,6 +312,20 @@ pub fn in_subqueries_outside_where(stmt: &mut Statement) {
             rewrite(&mut o.expr);
         }
     }
+    changed.get()
+}
+
+/// Whether `stmt` has an IN subquery anywhere: the cheap test that spares
+/// every other statement the copy [`in_subqueries_outside_where`] works on.
+pub fn has_in_subquery(stmt: &Statement) -> bool {
+    datafusion::sql::sqlparser::ast::visit_expressions(stmt, |e| {
+        if matches!(e, Expr::InSubquery { .. }) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .is_break()
 }
 
 /// `pg_get_viewdef(oid[, pretty])` (psql's `\d+ view`) becomes a lookup of the
@@ -345,10 +347,7 @@ pub fn viewdef_calls(stmt: &mut Statement) {
                  JOIN pg_catalog.pg_namespace __n ON __n.oid = __c.relnamespace \
                  AND __n.nspname = __v.table_schema WHERE __c.oid = {first})"
             );
-            if let Ok(new) = Parser::new(&PostgreSqlDialect {})
-                .try_with_sql(&sql)
-                .and_then(|mut p| p.parse_expr())
-            {
+            if let Some(new) = parse_expr(&sql) {
                 *e = new;
             }
         }
@@ -371,10 +370,7 @@ pub fn generate_subscripts(stmt: &mut Statement) {
         {
             let (a, d) = (&list.args[0], &list.args[1]);
             let sql = format!("unnest(generate_series(1, array_length({a}, {d})))");
-            if let Ok(new) = Parser::new(&PostgreSqlDialect {})
-                .try_with_sql(&sql)
-                .and_then(|mut p| p.parse_expr())
-            {
+            if let Some(new) = parse_expr(&sql) {
                 *e = new;
             }
         }

@@ -265,17 +265,17 @@ impl Session {
         let plain = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok();
         // Rewrites that must precede the compatibility rules (which replace
         // subqueries they cannot plan in a select list with NULL).
-        let early = plain.as_ref().and_then(|stmts| {
-            let out: Vec<Statement> = stmts
-                .iter()
-                .map(|s| {
-                    let mut s = s.clone();
-                    crate::rewrite::in_subqueries_outside_where(&mut s);
-                    s
-                })
-                .collect();
-            (&out != stmts).then_some(out)
-        });
+        let early = plain
+            .as_ref()
+            .filter(|stmts| stmts.iter().any(crate::rewrite::has_in_subquery))
+            .and_then(|stmts| {
+                let mut out = stmts.clone();
+                let mut changed = false;
+                for s in &mut out {
+                    changed |= crate::rewrite::in_subqueries_outside_where(s);
+                }
+                changed.then_some(out)
+            });
         let parsed = match early {
             Some(stmts) => Ok(stmts.into_iter().map(|s| self.parser.rewrite(s)).collect()),
             None => self.parser.parse(sql),
@@ -312,9 +312,10 @@ impl Session {
             crate::rewrite::field_access(&mut stmt);
             crate::rewrite::int4_literals(&mut stmt);
             crate::rewrite::extract_calls(&mut stmt);
-            let state = self.ctx.state();
+            // state_ref: state() would copy the whole session state per statement.
+            let state = self.ctx.state_ref();
             crate::fromfuncs::rewrite(&mut stmt, &|name| {
-                state.table_functions().contains_key(name)
+                state.read().table_functions().contains_key(name)
             });
             crate::rewrite::descriptions(&mut stmt);
             crate::rewrite::viewdef_calls(&mut stmt);

@@ -160,15 +160,9 @@ impl TableProvider for ViewTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        // The view's merge runs in a context of its own with the session's
-        // settings; it needs a default catalog of its own for its two inputs.
-        let mut config = state.config().clone();
-        config
-            .options_mut()
-            .catalog
-            .create_default_catalog_and_schema = true;
-        // Same runtime: the merge counts against the session's memory limit.
-        let ctx = crate::pgtyping::context(config, Some(state.runtime_env().clone()));
+        // The view's merge runs in a context of its own, with a default catalog
+        // of its own for its two inputs.
+        let ctx = crate::pgtyping::scan_context(state);
         // Version first, then the source snapshot: the snapshot's manifest can only
         // be newer than the one the version was computed from, so the files at or
         // above the version's watermark are all there.
