@@ -79,6 +79,10 @@ impl ViewStore {
         ))
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn file_path(&self, v: &ViewVersion) -> PathBuf {
         self.dir.join(&v.file)
     }

@@ -59,6 +59,13 @@ pub struct Config {
     /// How often every materialized view is recomputed by the batch layer; 0 disables.
     #[serde(with = "duration_str")]
     pub refresh_interval: Duration,
+    /// How often each view's speed state folds in the events that arrived since
+    /// the last fold. Queries merge the events not folded yet themselves, so this
+    /// bounds their work, never their freshness.
+    #[serde(with = "duration_str")]
+    pub speed_fold_interval: Duration,
+    /// Bytes of query results the result cache keeps; "0" disables it.
+    pub result_cache_size: String,
     /// Memory one query may use (DataFusion's memory pool, per session); a query
     /// that needs more fails with 53200 and the server goes on. Sizes: 512MB, 2GB.
     pub query_memory_limit: String,
@@ -119,6 +126,8 @@ impl Default for Config {
             micro_batch_wait: Duration::from_millis(5),
             archive_interval: Duration::from_secs(10),
             refresh_interval: Duration::from_secs(60),
+            speed_fold_interval: Duration::from_millis(200),
+            result_cache_size: "256MB".into(),
             rejected_keep: 10_000,
             query_memory_limit: "2GB".into(),
             max_result_size: "1GB".into(),
@@ -218,6 +227,7 @@ impl Config {
         }
         parse_size(&self.query_memory_limit).map_err(ConfigError::Invalid)?;
         parse_size(&self.max_result_size).map_err(ConfigError::Invalid)?;
+        parse_size(&self.result_cache_size).map_err(ConfigError::Invalid)?;
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             return Err(ConfigError::Invalid(
                 "set both tls_cert and tls_key, or neither".into(),
@@ -263,6 +273,10 @@ impl Config {
     /// `query_memory_limit` in bytes (validated at load).
     pub fn query_memory_bytes(&self) -> usize {
         parse_size(&self.query_memory_limit).unwrap_or(2 << 30)
+    }
+
+    pub fn result_cache_bytes(&self) -> usize {
+        parse_size(&self.result_cache_size).unwrap_or(0)
     }
 }
 

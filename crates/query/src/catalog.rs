@@ -111,10 +111,7 @@ impl SchemaProvider for PublicSchema {
             return Ok(Some(Arc::new(SourceTable::new(s))));
         }
         if let Some(v) = self.engine.view(name) {
-            let source = self.engine.source(&v.decomposition.source).ok_or_else(|| {
-                DataFusionError::Internal(format!("source of view {name} vanished"))
-            })?;
-            return Ok(Some(Arc::new(ViewTable::new(v, source))));
+            return Ok(Some(Arc::new(ViewTable::new(v))));
         }
         if let Some(def) = self.engine.plain_view(name) {
             return Ok(Some(Arc::new(crate::plainview::PlainViewTable::new(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use lambdadb_common::SourceSpec;
 use sqlparser::ast::{
-    ColumnOption, CreateTable, CreateTableOptions, Expr, SqlOption, Statement, Value,
+    ColumnOption, CreateTable, CreateTableOptions, Expr, ObjectType, SqlOption, Statement, Value,
 };
 
 use crate::error::{QueryError, Result};
@@ -27,6 +27,10 @@ pub enum CatalogStatement {
     Refresh {
         name: String,
     },
+    DropViews {
+        names: Vec<String>,
+        if_exists: bool,
+    },
 }
 
 impl CatalogStatement {
@@ -36,6 +40,9 @@ impl CatalogStatement {
             CatalogStatement::CreateSource { spec, .. } => format!("CREATE TABLE {}", spec.name),
             CatalogStatement::CreateView { name, .. } => format!("CREATE MATERIALIZED VIEW {name}"),
             CatalogStatement::Refresh { name } => format!("REFRESH MATERIALIZED VIEW {name}"),
+            CatalogStatement::DropViews { names, .. } => {
+                format!("DROP MATERIALIZED VIEW {}", names.join(", "))
+            }
         }
     }
 }
@@ -90,6 +97,15 @@ pub fn classify(stmt: &Statement) -> Option<Result<CatalogStatement>> {
             query: v.query.to_string(),
             or_replace: v.or_replace,
             if_not_exists: v.if_not_exists,
+        })),
+        Statement::Drop {
+            object_type: ObjectType::MaterializedView,
+            if_exists,
+            names,
+            ..
+        } => Some(Ok(CatalogStatement::DropViews {
+            names: names.iter().map(|n| object_name(&n.to_string())).collect(),
+            if_exists: *if_exists,
         })),
         _ => None,
     }

@@ -29,6 +29,8 @@ use crate::error::{QueryError, Result};
 
 /// Table name under which the batch version's partial rows are registered.
 pub const BATCH_PARTS: &str = "__batch_parts";
+/// Table name under which the speed layer's folded partial rows are registered.
+pub const SPEED_PARTS: &str = "__speed_parts";
 
 /// A view definition in partial-state form.
 #[derive(Debug, Clone)]
@@ -40,15 +42,20 @@ pub struct Decomposition {
     /// Merge query text around the partial rows: `{select} FROM (parts) {tail}`.
     merge_select: String,
     merge_tail: String,
+    /// Partial rows folded into fewer partial rows of the same schema:
+    /// `SELECT __g0, .., combine(__p0) AS __p0, .. FROM SPEED_PARTS GROUP BY __g0, ..`.
+    pub combine_sql: String,
     /// Output column names, in order.
     pub columns: Vec<String>,
 }
 
 impl Decomposition {
-    /// The view's answer over `BATCH_PARTS` plus the partial query over new events.
+    /// The view's answer over the batch version's partial rows (`BATCH_PARTS`),
+    /// the speed layer's folded ones (`SPEED_PARTS`) and the partial query over the
+    /// events not folded yet (the source table).
     pub fn merge_sql(&self) -> String {
         format!(
-            "SELECT {} FROM (SELECT * FROM {BATCH_PARTS} UNION ALL {}) AS __parts{}",
+            "SELECT {} FROM (SELECT * FROM {BATCH_PARTS} UNION ALL SELECT * FROM {SPEED_PARTS} UNION ALL {}) AS __parts{}",
             self.merge_select, self.partial_sql, self.merge_tail
         )
     }
@@ -179,6 +186,7 @@ pub fn decompose(
     let mut rw = Rewriter {
         groups: &group_texts,
         partials: Vec::new(),
+        combines: Vec::new(),
         merges: Vec::new(),
         error: None,
     };
@@ -236,6 +244,17 @@ pub fn decompose(
     if !groups.is_empty() {
         partial_sql.push_str(&format!(" GROUP BY {}", group_texts.join(", ")));
     }
+    let mut combine_items = group_keys.clone();
+    combine_items.extend(
+        rw.combines
+            .iter()
+            .enumerate()
+            .map(|(i, f)| format!("{f}(__p{i}) AS __p{i}")),
+    );
+    let mut combine_sql = format!("SELECT {} FROM {SPEED_PARTS}", combine_items.join(", "));
+    if !group_keys.is_empty() {
+        combine_sql.push_str(&format!(" GROUP BY {}", group_keys.join(", ")));
+    }
     let mut merge_tail = String::new();
     if !group_keys.is_empty() {
         merge_tail.push_str(&format!(" GROUP BY {}", group_keys.join(", ")));
@@ -246,6 +265,7 @@ pub fn decompose(
         partial_sql,
         merge_select: merge_items.join(", "),
         merge_tail,
+        combine_sql,
         columns,
     })
 }
@@ -333,18 +353,21 @@ fn default_name(e: &Expr) -> String {
 struct Rewriter<'a> {
     groups: &'a [String],
     partials: Vec<String>,
+    /// How partial `__pN` folds into itself (parallel to `partials`).
+    combines: Vec<&'static str>,
     merges: Vec<String>,
     error: Option<QueryError>,
 }
 
 impl Rewriter<'_> {
-    fn partial(&mut self, text: String) -> String {
+    fn partial(&mut self, text: String, combine: &'static str) -> String {
         let i = self
             .partials
             .iter()
             .position(|p| *p == text)
             .unwrap_or_else(|| {
                 self.partials.push(text);
+                self.combines.push(combine);
                 self.partials.len() - 1
             });
         format!("__p{i}")
@@ -415,17 +438,17 @@ impl Rewriter<'_> {
                 )));
             }
             "count" => {
-                let p = self.partial(text);
+                let p = self.partial(text, "sum");
                 format!("CAST(coalesce(sum({p}), 0) AS BIGINT)")
             }
-            "sum" => format!("sum({})", self.partial(text)),
-            "min" => format!("min({})", self.partial(text)),
-            "max" => format!("max({})", self.partial(text)),
-            "bool_and" => format!("bool_and({})", self.partial(text)),
-            "bool_or" => format!("bool_or({})", self.partial(text)),
+            "sum" => format!("sum({})", self.partial(text, "sum")),
+            "min" => format!("min({})", self.partial(text, "min")),
+            "max" => format!("max({})", self.partial(text, "max")),
+            "bool_and" => format!("bool_and({})", self.partial(text, "bool_and")),
+            "bool_or" => format!("bool_or({})", self.partial(text, "bool_or")),
             "avg" | "mean" if !is_star && single_arg.is_some() => {
-                let s = self.partial(format!("sum({args_text}){filter}"));
-                let c = self.partial(format!("count({args_text}){filter}"));
+                let s = self.partial(format!("sum({args_text}){filter}"), "sum");
+                let c = self.partial(format!("count({args_text}){filter}"), "sum");
                 format!("(CAST(sum({s}) AS DOUBLE PRECISION) / CAST(sum({c}) AS DOUBLE PRECISION))")
             }
             "median" | "percentile_cont" | "percentile_disc" | "mode" => {

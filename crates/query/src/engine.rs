@@ -190,6 +190,10 @@ impl Engine {
                 self.refresh(&name).await?;
                 Ok("REFRESH MATERIALIZED VIEW".into())
             }
+            CatalogStatement::DropViews { names, if_exists } => {
+                self.drop_views(&names, if_exists)?;
+                Ok("DROP MATERIALIZED VIEW".into())
+            }
         }
     }
 
@@ -230,6 +234,9 @@ impl Engine {
         Ok(())
     }
 
+    /// Declares (or replaces) a materialized view. Like PostgreSQL's `WITH DATA`,
+    /// the statement returns once the view is computed: a view without a stored
+    /// version of this definition is refreshed from the whole master dataset.
     pub async fn create_view(
         &self,
         name: String,
@@ -237,13 +244,19 @@ impl Engine {
         or_replace: bool,
         if_not_exists: bool,
     ) -> Result<()> {
-        let exists = self.view(&name).is_some() || self.source(&name).is_some();
-        if exists && if_not_exists {
+        let old = self.view(&name);
+        let taken = self.source(&name).is_some() || self.plain_view(&name).is_some();
+        if (old.is_some() || taken) && if_not_exists {
             return Ok(());
         }
-        if exists && !(or_replace && self.view(&name).is_some()) {
+        if taken || (old.is_some() && !or_replace) {
             return Err(QueryError::DuplicateObject(format!(
-                "relation \"{name}\" already exists"
+                "relation \"{name}\" already exists{}",
+                if taken {
+                    ""
+                } else {
+                    "; use CREATE OR REPLACE MATERIALIZED VIEW to change its definition"
+                }
             )));
         }
         let columns = |s: &str| {
@@ -258,11 +271,18 @@ impl Engine {
         };
         let d = decompose(&query, &columns)?;
         let source = self.source(&d.source).expect("checked by decompose");
+        if let Some(old) = &old
+            && old.decomposition.source != d.source
+        {
+            old.source.detach_view(&name);
+        }
+        // Opening attaches the new definition's (empty) speed state to the source,
+        // replacing the old one's: from here on queries read the new definition.
         let view = ViewState::open(
             name.clone(),
             query,
             d,
-            &source,
+            source,
             self.data_dir(),
             self.session_config(),
         )
@@ -272,7 +292,41 @@ impl Engine {
             .write()
             .expect("views lock")
             .insert(name.clone(), view.clone());
+        if view.current().is_none() {
+            view.refresh().await?;
+        }
         info!(view = %name, version = ?view.current().map(|v| v.version), "materialized view ready");
+        Ok(())
+    }
+
+    /// `DROP MATERIALIZED VIEW [IF EXISTS] names`: the views, their speed state and
+    /// their stored versions.
+    pub fn drop_views(&self, names: &[String], if_exists: bool) -> Result<()> {
+        for name in names {
+            if self.view(name).is_none() {
+                if self.plain_view(name).is_some() || self.source(name).is_some() {
+                    return Err(QueryError::WrongObjectType(format!(
+                        "\"{name}\" is not a materialized view{}",
+                        if self.plain_view(name).is_some() {
+                            "; use DROP VIEW"
+                        } else {
+                            ""
+                        }
+                    )));
+                }
+                if !if_exists {
+                    return Err(QueryError::UndefinedTable(format!(
+                        "materialized view \"{name}\" does not exist"
+                    )));
+                }
+            }
+        }
+        for name in names {
+            if let Some(v) = self.views.write().expect("views lock").remove(name) {
+                v.drop_data();
+                info!(view = %name, "materialized view dropped");
+            }
+        }
         Ok(())
     }
 
@@ -280,10 +334,7 @@ impl Engine {
         let view = self.view(name).ok_or_else(|| {
             QueryError::UndefinedTable(format!("materialized view \"{name}\" does not exist"))
         })?;
-        let source = self
-            .source(&view.decomposition.source)
-            .ok_or_else(|| QueryError::Internal(format!("source of view {name} vanished")))?;
-        view.refresh(&source).await
+        view.refresh().await
     }
 
     /// The `.sql` files of `dir` in name order, with their text.
@@ -323,6 +374,25 @@ impl Engine {
                 }
             }
         });
+        {
+            let engine = self.clone();
+            let every = self
+                .config
+                .speed_fold_interval
+                .max(Duration::from_millis(10));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    for v in engine.views() {
+                        if let Err(e) = v.fold().await {
+                            error!(view = %v.name, "folding new events failed, queries merge them meanwhile: {e}");
+                        }
+                    }
+                }
+            });
+        }
         if !self.config.refresh_interval.is_zero() {
             let engine = self.clone();
             let every = self.config.refresh_interval;

@@ -29,6 +29,7 @@ pub mod system;
 pub mod tables;
 pub mod vars;
 pub mod view;
+pub mod viewspeed;
 
 pub use engine::Engine;
 pub use error::{QueryError, Result};

@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::record_batch::RecordBatch;
-use lambdadb_batch::{ArchiveInput, Archiver, Manifest};
+use lambdadb_batch::{ArchiveInput, Archiver, Manifest, ViewVersion};
 use lambdadb_common::{PartitionId, SourceSpec, Watermark};
 use lambdadb_speed::{BatchSink, Rejection, SpeedBatch, SpeedTable};
 use tracing::warn;
 
 use crate::error::Result;
+use crate::viewspeed::{ViewInput, ViewSpeed};
 
 /// A message the decoder refused, as shown in `lambdadb.rejected_messages`.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct RejectedMessage {
 struct Inner {
     manifest: Arc<Manifest>,
     speed: SpeedTable,
+    /// The speed part of every materialized view over this source.
+    views: BTreeMap<String, ViewSpeed>,
 }
 
 /// One consistent view of a source.
@@ -72,6 +75,8 @@ pub struct SourceState {
     high: Mutex<BTreeMap<PartitionId, i64>>,
     /// One archive run at a time.
     archive_lock: tokio::sync::Mutex<()>,
+    /// One change to the views' speed states at a time (folds and version swaps).
+    fold_lock: tokio::sync::Mutex<()>,
 }
 
 impl SourceState {
@@ -85,6 +90,7 @@ impl SourceState {
             inner: RwLock::new(Inner {
                 manifest: Arc::new(manifest),
                 speed: SpeedTable::new(),
+                views: BTreeMap::new(),
             }),
             rejected: Mutex::new(VecDeque::new()),
             rejected_keep,
@@ -93,7 +99,81 @@ impl SourceState {
             failed: Mutex::new(BTreeMap::new()),
             high: Mutex::new(BTreeMap::new()),
             archive_lock: tokio::sync::Mutex::new(()),
+            fold_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Held while a view's speed state is computed and installed.
+    pub fn fold_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.fold_lock
+    }
+
+    /// Starts keeping the speed state of view `name`, served from `version`.
+    pub fn attach_view(&self, name: &str, version: Option<Arc<ViewVersion>>) {
+        let mut inner = self.inner.write().expect("source lock");
+        inner
+            .views
+            .insert(name.to_string(), ViewSpeed::at_version(version));
+    }
+
+    pub fn detach_view(&self, name: &str) {
+        self.inner.write().expect("source lock").views.remove(name);
+    }
+
+    pub fn view_speed(&self, name: &str) -> Option<ViewSpeed> {
+        self.inner
+            .read()
+            .expect("source lock")
+            .views
+            .get(name)
+            .cloned()
+    }
+
+    /// View `name`'s speed state and every event above what it folded, cut at
+    /// one consumed position.
+    pub fn view_input(&self, name: &str) -> Option<ViewInput> {
+        let inner = self.inner.read().expect("source lock");
+        let speed = inner.views.get(name)?.clone();
+        let (files, rows) = if speed.from_files {
+            // `folded` is a manifest boundary at or below the manifest's watermark:
+            // archive files from it, then the speed table from the manifest on.
+            (
+                inner.manifest.files_from(self.dir(), &speed.folded),
+                inner.speed.rows_from(&inner.manifest.watermark),
+            )
+        } else {
+            (Vec::new(), inner.speed.rows_from(&speed.folded))
+        };
+        Some(ViewInput {
+            speed,
+            files,
+            rows,
+            consumed: inner.speed.consumed(),
+            sequence: inner.speed.sequence(),
+        })
+    }
+
+    /// Installs a fold of view `name` computed from `input`: `segments` hold the
+    /// partial states of every event below `input.consumed`. Callers hold
+    /// `fold_lock`, so nothing else changed the view's state since `input`.
+    pub fn install_fold(&self, name: &str, input: &ViewInput, segments: Vec<RecordBatch>) {
+        let mut inner = self.inner.write().expect("source lock");
+        if let Some(v) = inner.views.get_mut(name) {
+            v.segments = segments;
+            v.folded = input.consumed.clone();
+            v.from_files = false;
+            v.folded_at_ms = now_ms();
+            v.folded_events += input.pending_rows() as u64;
+        }
+    }
+
+    /// Serves `version` for view `name` from now on, with nothing folded above it.
+    /// Callers hold `fold_lock`.
+    pub fn swap_version(&self, name: &str, version: Arc<ViewVersion>) {
+        let mut inner = self.inner.write().expect("source lock");
+        if let Some(v) = inner.views.get_mut(name) {
+            *v = ViewSpeed::at_version(Some(version));
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -163,7 +243,18 @@ impl SourceState {
             .map_err(|e| crate::error::QueryError::Internal(e.to_string()))??;
         let next = Arc::new(next);
         let mut inner = self.inner.write().expect("source lock");
-        inner.speed.prune(&next.watermark);
+        // Keep the events views have not folded yet: a fold reads them from here.
+        let mut cut = Watermark::new();
+        for (p, archived) in next.watermark.partitions() {
+            let keep_from = inner
+                .views
+                .values()
+                .filter(|v| !v.from_files)
+                .map(|v| v.folded.next(p))
+                .fold(archived, i64::min);
+            cut.advance(p, keep_from);
+        }
+        inner.speed.prune(&cut);
         inner.manifest = next.clone();
         Ok(next)
     }

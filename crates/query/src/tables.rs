@@ -16,7 +16,7 @@ use datafusion::physical_plan::union::UnionExec;
 use lambdadb_batch::files_table;
 use lambdadb_common::Watermark;
 
-use crate::decompose::BATCH_PARTS;
+use crate::decompose::{BATCH_PARTS, SPEED_PARTS};
 use crate::source::SourceState;
 use crate::view::ViewState;
 
@@ -125,17 +125,16 @@ impl TableProvider for SourceTable {
     }
 }
 
-/// A materialized view: its batch version's partial rows merged with the partial
-/// states of every event above the version's watermark.
+/// A materialized view: its batch version's partial rows merged with the speed
+/// layer's folded partial states and those of the events not folded yet.
 #[derive(Debug)]
 pub struct ViewTable {
     view: Arc<ViewState>,
-    source: Arc<SourceState>,
 }
 
 impl ViewTable {
-    pub fn new(view: Arc<ViewState>, source: Arc<SourceState>) -> Self {
-        Self { view, source }
+    pub fn new(view: Arc<ViewState>) -> Self {
+        Self { view }
     }
 }
 
@@ -161,30 +160,35 @@ impl TableProvider for ViewTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // The view's merge runs in a context of its own, with a default catalog
-        // of its own for its two inputs.
+        // of its own for its three inputs.
         let ctx = crate::pgtyping::scan_context(state);
-        // Version first, then the source snapshot: the snapshot's manifest can only
-        // be newer than the one the version was computed from, so the files at or
-        // above the version's watermark are all there.
-        let version = self.view.current();
-        let since = version
-            .as_ref()
-            .map(|v| v.watermark.clone())
-            .unwrap_or_default();
+        // One read of the source's lock: version, folded states and the events
+        // above them, cut at the same offsets.
+        let input = self
+            .view
+            .source
+            .view_input(&self.view.name)
+            .ok_or_else(|| {
+                DataFusionError::Plan(format!(
+                    "materialized view \"{}\" was dropped",
+                    self.view.name
+                ))
+            })?;
+        let external = |e: crate::error::QueryError| DataFusionError::External(Box::new(e));
         let batch = self
             .view
-            .batch_table(version.as_deref())
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let snap = self.source.snapshot();
-        let files = self.source.files_from(&snap, &since);
+            .batch_table(input.speed.version.as_deref())
+            .map_err(external)?;
         ctx.register_table(BATCH_PARTS, batch)?;
         ctx.register_table(
+            SPEED_PARTS,
+            self.view
+                .speed_table(&input.speed.segments)
+                .map_err(external)?,
+        )?;
+        ctx.register_table(
             self.view.decomposition.source.as_str(),
-            Arc::new(SnapshotTable::new(
-                self.source.spec.physical_schema(),
-                files,
-                snap.speed,
-            )),
+            self.view.pending_table(&input),
         )?;
         let mut df = ctx.sql(&self.view.decomposition.merge_sql()).await?;
         if let Some(p) = projection {

@@ -1,18 +1,24 @@
 //! The live state of one materialized view: its definition in partial-state form,
-//! its output schema, and the batch version currently served.
+//! its output schema, its batch versions, and the fold that keeps its speed part.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
+use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionConfig;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use lambdadb_batch::{ViewRun, ViewStore, ViewVersion, files_table};
-use tracing::warn;
+use tracing::{debug, warn};
 
-use crate::decompose::{BATCH_PARTS, Decomposition};
+use crate::decompose::{BATCH_PARTS, Decomposition, SPEED_PARTS};
 use crate::error::{QueryError, Result};
 use crate::source::SourceState;
+use crate::tables::SnapshotTable;
+use crate::viewspeed::{COMPACT_AT, ViewInput};
 
 pub struct ViewState {
     pub name: String,
@@ -23,10 +29,13 @@ pub struct ViewState {
     pub schema: SchemaRef,
     /// Schema of the partial-state rows both layers produce.
     pub partial_schema: SchemaRef,
+    pub source: Arc<SourceState>,
     store: ViewStore,
-    current: RwLock<Option<Arc<ViewVersion>>>,
+    /// Version numbers are never reused, even across a changed definition, so a
+    /// query still reading an old version's file never sees it replaced.
+    last_version: AtomicU64,
     refresh_lock: tokio::sync::Mutex<()>,
-    /// Settings batch runs plan the partial query with (the serving layer's).
+    /// Settings batch runs and folds plan the partial query with (the serving layer's).
     config: SessionConfig,
 }
 
@@ -39,12 +48,13 @@ impl std::fmt::Debug for ViewState {
 impl ViewState {
     /// Plans the definition against the source's schema (an empty table), which
     /// validates it and fixes both schemas, and loads the published version if it
-    /// was computed from the same definition.
+    /// was computed from the same definition. The view is not attached to its
+    /// source until [`ViewState::attach`].
     pub async fn open(
         name: String,
         definition: String,
         decomposition: Decomposition,
-        source: &SourceState,
+        source: Arc<SourceState>,
         data_dir: &std::path::Path,
         config: SessionConfig,
     ) -> Result<Self> {
@@ -53,15 +63,20 @@ impl ViewState {
         ctx.register_table(decomposition.source.as_str(), Arc::new(empty_source))?;
         let partial = ctx.sql(&decomposition.partial_sql).await?;
         let partial_schema: SchemaRef = Arc::new(partial.schema().as_arrow().clone());
-        ctx.register_table(
-            BATCH_PARTS,
-            Arc::new(MemTable::try_new(partial_schema.clone(), vec![vec![]])?),
-        )?;
+        for table in [BATCH_PARTS, SPEED_PARTS] {
+            ctx.register_table(
+                table,
+                Arc::new(MemTable::try_new(partial_schema.clone(), vec![vec![]])?),
+            )?;
+        }
         let merged = ctx.sql(&decomposition.merge_sql()).await?;
         let schema: SchemaRef = Arc::new(merged.schema().as_arrow().clone());
+        // The combine query must give back the partial schema's types (after casts).
+        ctx.sql(&decomposition.combine_sql).await?;
 
-        let (store, current) = ViewStore::open(&data_dir.join("views").join(&name))?;
-        let current = match current {
+        let (store, stored) = ViewStore::open(&data_dir.join("views").join(&name))?;
+        let last_version = stored.as_ref().map(|v| v.version).unwrap_or(0);
+        let current = match stored {
             Some(v) if v.definition == definition => Some(Arc::new(v)),
             Some(v) => {
                 warn!(view = %name, version = v.version, "the definition changed; the stored batch version is not used and the view is recomputed from the master dataset");
@@ -69,21 +84,32 @@ impl ViewState {
             }
             None => None,
         };
-        Ok(Self {
+        let view = Self {
             name,
             definition,
             decomposition,
             schema,
             partial_schema,
+            source,
             store,
-            current: RwLock::new(current),
+            last_version: AtomicU64::new(last_version),
             refresh_lock: tokio::sync::Mutex::new(()),
             config,
-        })
+        };
+        view.source.attach_view(&view.name, current);
+        Ok(view)
+    }
+
+    /// Stops keeping this view's speed state and removes its stored versions.
+    pub fn drop_data(&self) {
+        self.source.detach_view(&self.name);
+        if let Err(e) = std::fs::remove_dir_all(self.store.dir()) {
+            warn!(view = %self.name, "cannot remove the view's batch versions: {e}");
+        }
     }
 
     pub fn current(&self) -> Option<Arc<ViewVersion>> {
-        self.current.read().expect("view lock").clone()
+        self.source.view_speed(&self.name).and_then(|s| s.version)
     }
 
     /// The batch part: the version's partial rows, or nothing before the first run.
@@ -97,27 +123,105 @@ impl ViewState {
         })
     }
 
+    /// The folded speed part as a table.
+    pub fn speed_table(&self, segments: &[RecordBatch]) -> Result<Arc<dyn TableProvider>> {
+        Ok(Arc::new(MemTable::try_new(
+            self.partial_schema.clone(),
+            vec![segments.to_vec()],
+        )?))
+    }
+
+    /// The events of `input` not folded yet, as the source table the partial
+    /// query reads.
+    pub fn pending_table(&self, input: &ViewInput) -> Arc<dyn TableProvider> {
+        Arc::new(SnapshotTable::new(
+            self.source.spec.physical_schema(),
+            input.files.clone(),
+            input.rows.clone(),
+        ))
+    }
+
+    fn context(&self) -> SessionContext {
+        crate::pgtyping::context(self.config.clone(), None)
+    }
+
+    /// Runs `sql` in a fresh context with `tables` registered and conforms the
+    /// result to the partial schema.
+    async fn partial_rows(
+        &self,
+        sql: &str,
+        tables: Vec<(&str, Arc<dyn TableProvider>)>,
+    ) -> Result<Vec<RecordBatch>> {
+        let ctx = self.context();
+        for (name, t) in tables {
+            ctx.register_table(name, t)?;
+        }
+        let batches = ctx.sql(sql).await?.collect().await?;
+        batches
+            .into_iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| conform(&b, &self.partial_schema))
+            .collect()
+    }
+
+    /// Folds the events above the view's speed state into it.
+    pub async fn fold(&self) -> Result<()> {
+        let _one_at_a_time = self.source.fold_lock().lock().await;
+        self.fold_locked().await
+    }
+
+    async fn fold_locked(&self) -> Result<()> {
+        let Some(input) = self.source.view_input(&self.name) else {
+            return Ok(());
+        };
+        if input.is_folded() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let source = self.decomposition.source.as_str();
+        let new = self
+            .partial_rows(
+                &self.decomposition.partial_sql,
+                vec![(source, self.pending_table(&input))],
+            )
+            .await?;
+        let mut segments = input.speed.segments.clone();
+        segments.extend(new);
+        if segments.len() > COMPACT_AT {
+            segments = self
+                .partial_rows(
+                    &self.decomposition.combine_sql,
+                    vec![(SPEED_PARTS, self.speed_table(&segments)?)],
+                )
+                .await?;
+        }
+        debug!(view = %self.name, events = input.pending_rows(), segments = segments.len(), us = started.elapsed().as_micros() as u64, "folded");
+        self.source.install_fold(&self.name, &input, segments);
+        Ok(())
+    }
+
     /// Archives what the source consumed, recomputes the view over the whole
-    /// master dataset and publishes the new version.
-    pub async fn refresh(&self, source: &Arc<SourceState>) -> Result<Arc<ViewVersion>> {
+    /// master dataset, publishes the new version and rebuilds the speed state
+    /// above it.
+    pub async fn refresh(&self) -> Result<Arc<ViewVersion>> {
         let _one_at_a_time = self.refresh_lock.lock().await;
-        let manifest = source.archive().await?;
-        let prev = self.current().map(|v| v.version).unwrap_or(0);
+        let manifest = self.source.archive().await?;
         let files: Vec<_> = manifest
             .files
             .iter()
-            .map(|f| source.dir().join(&f.path))
+            .map(|f| self.source.dir().join(&f.path))
             .collect();
+        let version = self.last_version.fetch_add(1, Ordering::SeqCst) + 1;
         let v = self
             .store
             .run(
-                prev + 1,
+                version,
                 ViewRun {
-                    ctx: crate::pgtyping::context(self.config.clone(), None),
+                    ctx: self.context(),
                     definition: &self.definition,
                     partial_sql: &self.decomposition.partial_sql,
                     source_name: &self.decomposition.source,
-                    source_schema: source.spec.physical_schema(),
+                    source_schema: self.source.spec.physical_schema(),
                     files,
                     watermark: manifest.watermark.clone(),
                 },
@@ -125,7 +229,29 @@ impl ViewState {
             .await
             .map_err(QueryError::from)?;
         let v = Arc::new(v);
-        *self.current.write().expect("view lock") = Some(v.clone());
+        let _no_fold = self.source.fold_lock().lock().await;
+        self.source.swap_version(&self.name, v.clone());
+        // Until this fold, queries read the events above the version from files.
+        if let Err(e) = self.fold_locked().await {
+            warn!(view = %self.name, "fold after refresh failed, queries read the events from files meanwhile: {e}");
+        }
         Ok(v)
     }
+}
+
+/// Casts `batch` to `schema` (same columns in the same order): combining partial
+/// states can widen a type (a sum of sums), and the segments must keep one schema.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| cast(c, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| QueryError::Internal(format!("partial state does not conform: {e}")))?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| QueryError::Internal(format!("partial state does not conform: {e}")))?)
 }

@@ -62,76 +62,87 @@ async fn every_query_counts_each_event_once_while_the_seam_moves() {
         .set("compression.type", "lz4")
         .create()
         .unwrap();
-    for i in 0..N {
-        let payload = if i % 1000 == 999 {
-            "garbage".to_string()
-        } else {
-            format!(
-                r#"{{"t": {}, "k": "k{}", "v": {i}}}"#,
-                1_700_000_000_000i64 + i * 1000,
-                i % 7
-            )
-        };
-        producer
-            .send(
-                BaseRecord::<(), String>::to("clicks")
-                    .payload(&payload)
-                    .partition((i % 3) as i32),
-            )
-            .unwrap();
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
-    let accepted = N - N / 1000;
-    let expected_sum: i64 = (0..N).filter(|i| i % 1000 != 999).sum();
+    // Two waves: the second arrives after folds, archives and refreshes have
+    // moved every boundary once, so the seam between folded speed states,
+    // pending events and the archive is crossed with state on both sides.
+    for wave in 0..2 {
+        for i in wave * N..(wave + 1) * N {
+            let payload = if i % 1000 == 999 {
+                "garbage".to_string()
+            } else {
+                format!(
+                    r#"{{"t": {}, "k": "k{}", "v": {i}}}"#,
+                    1_700_000_000_000i64 + i * 1000,
+                    i % 7
+                )
+            };
+            producer
+                .send(
+                    BaseRecord::<(), String>::to("clicks")
+                        .payload(&payload)
+                        .partition((i % 3) as i32),
+                )
+                .unwrap();
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+        let total = (wave + 1) * N;
+        let accepted = total - total / 1000;
+        let expected_sum: i64 = (0..total).filter(|i| i % 1000 != 999).sum();
 
-    // Wait until everything is consumed (speed layer only; nothing archived yet).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while scalar(&session, "SELECT count(*) FROM clicks").await != accepted {
-        assert!(Instant::now() < deadline, "not all events consumed in time");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while scalar(&session, "SELECT count(*) FROM clicks").await != accepted {
+            assert!(Instant::now() < deadline, "not all events consumed in time");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
 
-    // Move the seam repeatedly while querying both tables.
-    let mover = {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            for round in 0..6 {
-                if round % 2 == 0 {
-                    engine.refresh("by_k").await.unwrap();
-                } else {
-                    for s in engine.sources() {
-                        s.archive().await.unwrap();
+        // Move the seams repeatedly while querying both tables.
+        let mover = {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                for round in 0..9 {
+                    match round % 3 {
+                        0 => {
+                            engine.view("by_k").unwrap().fold().await.unwrap();
+                        }
+                        1 => {
+                            for s in engine.sources() {
+                                s.archive().await.unwrap();
+                            }
+                        }
+                        _ => {
+                            engine.refresh("by_k").await.unwrap();
+                        }
                     }
+                    tokio::time::sleep(Duration::from_millis(30)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(30)).await;
-            }
-        })
-    };
-    let mut checks = 0;
-    while !mover.is_finished() || checks < 10 {
-        assert_eq!(
-            scalar(&session, "SELECT count(*) FROM clicks").await,
-            accepted
-        );
-        assert_eq!(
-            scalar(&session, "SELECT CAST(sum(n) AS BIGINT) FROM by_k").await,
-            accepted
-        );
-        assert_eq!(
-            scalar(&session, "SELECT CAST(sum(s) AS BIGINT) FROM by_k").await,
-            expected_sum
-        );
-        assert_eq!(
-            scalar(&session, "SELECT count(*) FROM by_k").await,
-            7,
-            "each group once"
-        );
-        checks += 1;
+            })
+        };
+        let mut checks = 0;
+        while !mover.is_finished() || checks < 10 {
+            assert_eq!(
+                scalar(&session, "SELECT count(*) FROM clicks").await,
+                accepted
+            );
+            assert_eq!(
+                scalar(&session, "SELECT CAST(sum(n) AS BIGINT) FROM by_k").await,
+                accepted
+            );
+            assert_eq!(
+                scalar(&session, "SELECT CAST(sum(s) AS BIGINT) FROM by_k").await,
+                expected_sum
+            );
+            assert_eq!(
+                scalar(&session, "SELECT count(*) FROM by_k").await,
+                7,
+                "each group once"
+            );
+            checks += 1;
+        }
+        mover.await.unwrap();
     }
-    mover.await.unwrap();
     let rejected = scalar(&session, "SELECT count(*) FROM lambdadb.rejected_messages").await;
-    assert_eq!(rejected, N / 1000);
+    assert_eq!(rejected, 2 * N / 1000);
     let files = engine.source("clicks").unwrap().manifest().files.len();
     assert!(files >= 3, "the archive holds the events ({files} files)");
     engine.stop();
