@@ -347,6 +347,33 @@ fn default_name(e: &Expr) -> String {
     }
 }
 
+/// The value and the other arguments of `approx_percentile_cont(x, q [, size])`,
+/// `approx_percentile_cont(q [, size]) WITHIN GROUP (ORDER BY x)` or
+/// `approx_median(x)`.
+fn percentile_args(
+    f: &sqlparser::ast::Function,
+    name: &str,
+) -> std::result::Result<(String, Vec<String>), String> {
+    let args: Vec<String> = match &f.args {
+        FunctionArguments::List(l) => l.args.iter().map(|a| a.to_string()).collect(),
+        _ => Vec::new(),
+    };
+    let usage = "use approx_percentile_cont(column, fraction) or approx_percentile_cont(fraction) WITHIN GROUP (ORDER BY column)";
+    if let Some(order) = f.within_group.first() {
+        if f.within_group.len() != 1 || args.is_empty() || args.len() > 2 {
+            return Err(format!("{name}: {usage}"));
+        }
+        return Ok((order.expr.to_string(), args));
+    }
+    match (name, args.as_slice()) {
+        ("approx_median", [x]) => Ok((x.clone(), Vec::new())),
+        ("approx_percentile_cont", [x, rest @ ..]) if (1..=2).contains(&rest.len()) => {
+            Ok((x.clone(), rest.to_vec()))
+        }
+        _ => Err(format!("{name}: {usage}")),
+    }
+}
+
 /// Replaces group keys with `__gN` and aggregates with placeholders `__mN__` whose
 /// merge expressions are substituted textually afterwards (so that the merge
 /// expression's own aggregate calls are not rewritten again).
@@ -456,16 +483,25 @@ impl Rewriter<'_> {
                     "{text} cannot be merged exactly; use approx_percentile_cont({args_text}, 0.5) in the materialized view, or a plain view (CREATE VIEW) over the raw table"
                 )));
             }
-            "approx_distinct" | "approx_percentile_cont" | "approx_median" => {
-                return Err(refuse(&format!(
-                    "{text}: mergeable sketch aggregates are not supported in materialized views yet; use a plain view (CREATE VIEW) over the raw table"
-                )));
+            "approx_distinct" if single_arg.is_some() && !is_star => {
+                let p = self.partial(format!("__hll_sketch({args_text}){filter}"), "__hll_merge");
+                format!("__hll_count({p})")
+            }
+            "approx_percentile_cont" | "approx_median" => {
+                let (value, rest) = percentile_args(f, &name).map_err(|m| refuse(&m))?;
+                let q = rest.first().cloned().unwrap_or_else(|| "0.5".into());
+                let size = rest.get(1).map(|s| format!(", {s}")).unwrap_or_default();
+                let p = self.partial(
+                    format!("__tdigest_sketch(CAST({value} AS DOUBLE PRECISION){size}){filter}"),
+                    "__tdigest_merge",
+                );
+                format!("__tdigest_quantile({p}, {q})")
             }
             "array_agg" | "string_agg" | "first_value" | "last_value" | "stddev"
             | "stddev_samp" | "stddev_pop" | "variance" | "var_samp" | "var_pop" | "corr"
             | "covar_samp" | "covar_pop" | "any_value" | "bit_and" | "bit_or" | "bit_xor" => {
                 return Err(refuse(&format!(
-                    "{text} is not supported in materialized views yet; the supported aggregates are count, sum, min, max, avg, bool_and and bool_or; use a plain view (CREATE VIEW) over the raw table"
+                    "{text} is not supported in materialized views yet; the supported aggregates are count, sum, min, max, avg, bool_and, bool_or, approx_distinct, approx_percentile_cont and approx_median; use a plain view (CREATE VIEW) over the raw table"
                 )));
             }
             _ => return Ok(None),

@@ -23,6 +23,7 @@ pub mod pgtyping;
 pub mod plainview;
 pub mod rewrite;
 pub mod session;
+pub mod sketches;
 pub mod source;
 pub mod statements;
 pub mod system;

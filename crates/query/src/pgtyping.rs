@@ -32,6 +32,7 @@ pub fn context(config: SessionConfig, runtime: Option<Arc<RuntimeEnv>>) -> Sessi
     ctx.register_udaf(AggregateUDF::new_from_impl(PgSum::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(PgDatePart::new(true)));
     ctx.register_udf(ScalarUDF::new_from_impl(PgDatePart::new(false)));
+    crate::sketches::register(&ctx);
     ctx
 }
 
