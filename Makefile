@@ -22,7 +22,7 @@ setup-test:
 	bash integration/setup.sh test
 
 build:
-	$(CARGO) build -p lambdadb
+	$(CARGO) build -p lambdadb -p lambdadb-slt
 
 unit:
 	$(CARGO) test --workspace

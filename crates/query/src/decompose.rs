@@ -528,14 +528,14 @@ impl VisitorMut for Rewriter<'_> {
                 if let Expr::Identifier(id) = expr
                     && !id.value.starts_with("__")
                 {
-                    self.error = Some(QueryError::InvalidDefinition(format!(
+                    self.error = Some(QueryError::Grouping(format!(
                         "column \"{}\" must appear in the GROUP BY clause or be used in an aggregate function",
                         id.value
                     )));
                     return ControlFlow::Break(());
                 }
                 if let Expr::CompoundIdentifier(parts) = expr {
-                    self.error = Some(QueryError::InvalidDefinition(format!(
+                    self.error = Some(QueryError::Grouping(format!(
                         "column \"{}\" must appear in the GROUP BY clause or be used in an aggregate function",
                         parts
                             .iter()

@@ -29,6 +29,8 @@ pub enum QueryError {
     #[error("{0}")]
     FeatureNotSupported(String),
     #[error("{0}")]
+    Grouping(String),
+    #[error("{0}")]
     InvalidParameter(String),
     #[error("{0}")]
     DataException(String),
@@ -62,6 +64,7 @@ impl QueryError {
             QueryError::OutOfMemory(_) => "53200",
             QueryError::InvalidDefinition(_) => "42P17",
             QueryError::FeatureNotSupported(_) => "0A000",
+            QueryError::Grouping(_) => "42803",
             QueryError::InvalidParameter(_) => "22023",
             QueryError::DataException(_) => "22000",
             QueryError::NotNullViolation(_) => "23502",

@@ -28,6 +28,7 @@ use postgres_types::{Kind, ToSql};
 use lambdadb_query::naming::display_name;
 use lambdadb_query::pgtype::{field_oid, pg_type_of};
 
+use crate::float::{Float4, Float8};
 use crate::numeric::Numeric;
 
 /// The Postgres type a column of `dt` is sent as (see [`pg_type_of`]).
@@ -253,8 +254,8 @@ fn encode_cell<S: FieldSink>(enc: &mut S, c: &Col, r: usize) -> PgWireResult<()>
         Col::I16(a) => enc.put(&opt(a, r).then(|| a.value(r))),
         Col::I32(a) => enc.put(&opt(a, r).then(|| a.value(r))),
         Col::I64(a) => enc.put(&opt(a, r).then(|| a.value(r))),
-        Col::F32(a) => enc.put(&opt(a, r).then(|| a.value(r))),
-        Col::F64(a) => enc.put(&opt(a, r).then(|| a.value(r))),
+        Col::F32(a) => enc.put(&opt(a, r).then(|| Float4(a.value(r)))),
+        Col::F64(a) => enc.put(&opt(a, r).then(|| Float8(a.value(r)))),
         Col::Text(a) => enc.put(&opt(a, r).then(|| a.value(r))),
         Col::Bytes(a) => enc.put(&opt(a, r).then(|| a.value(r))),
         Col::Date(a) => {

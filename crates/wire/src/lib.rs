@@ -7,6 +7,7 @@ pub mod copy;
 pub mod deadline;
 pub mod encode;
 pub mod error;
+pub mod float;
 pub mod handler;
 pub mod idle;
 pub mod numeric;
