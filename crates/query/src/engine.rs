@@ -29,20 +29,41 @@ pub struct Engine {
     plain_views: RwLock<BTreeMap<String, crate::plainview::PlainViewDef>>,
     /// Created at the first INSERT.
     producer: std::sync::OnceLock<rdkafka::producer::FutureProducer>,
+    cache: Arc<lambdadb_cache::ResultCache>,
+    /// Bumped by every catalog change; part of every cached result's versions.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
     /// `brokers` is the effective bootstrap list (the embedded broker's in demo mode).
     pub fn new(config: Config, brokers: String) -> Arc<Self> {
         Arc::new(Self {
-            config,
             brokers,
             sources: RwLock::new(BTreeMap::new()),
             views: RwLock::new(BTreeMap::new()),
             consumers: Mutex::new(Vec::new()),
             plain_views: RwLock::new(BTreeMap::new()),
             producer: std::sync::OnceLock::new(),
+            cache: Arc::new(lambdadb_cache::ResultCache::new(
+                config.result_cache_bytes(),
+            )),
+            generation: std::sync::atomic::AtomicU64::new(1),
+            config,
         })
+    }
+
+    pub fn cache(&self) -> &Arc<lambdadb_cache::ResultCache> {
+        &self.cache
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records a catalog change: cached results computed before it no longer hit.
+    pub fn catalog_changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The producer INSERT writes through.
@@ -132,11 +153,13 @@ impl Engine {
             )));
         }
         views.insert(name.to_string(), def);
+        self.catalog_changed();
         Ok(())
     }
 
     /// Drops a plain view; false when there is none of that name.
     pub fn drop_plain_view(&self, name: &str) -> bool {
+        self.catalog_changed();
         self.plain_views
             .write()
             .expect("views lock")
@@ -231,6 +254,7 @@ impl Engine {
             .write()
             .expect("sources lock")
             .insert(spec.name.clone(), state);
+        self.catalog_changed();
         Ok(())
     }
 
@@ -292,6 +316,7 @@ impl Engine {
             .write()
             .expect("views lock")
             .insert(name.clone(), view.clone());
+        self.catalog_changed();
         if view.current().is_none() {
             view.refresh().await?;
         }
@@ -324,6 +349,7 @@ impl Engine {
         for name in names {
             if let Some(v) = self.views.write().expect("views lock").remove(name) {
                 v.drop_data();
+                self.catalog_changed();
                 info!(view = %name, "materialized view dropped");
             }
         }

@@ -232,6 +232,14 @@ impl Session {
     /// Executes every statement of `sql` in order, stopping at the first error (as
     /// the simple query protocol does).
     pub async fn execute_all(&self, sql: &str) -> Vec<Result<Outcome>> {
+        // A cached answer costs no parsing or planning.
+        let key = self.cache_key(crate::resultcache::simple_text(sql), &[]);
+        if let Some(hit) = key
+            .as_ref()
+            .and_then(|k| crate::resultcache::lookup(&self.engine, &self.vars, k))
+        {
+            return vec![Ok(hit)];
+        }
         let stmts = match self.prepare_all(sql).await {
             Ok(s) => s,
             Err(e) => {
@@ -240,9 +248,10 @@ impl Session {
                 return vec![Err(e)];
             }
         };
+        let key = key.filter(|_| stmts.len() == 1);
         let mut out = Vec::with_capacity(stmts.len());
         for p in stmts {
-            let r = self.execute(&p, vec![]).await;
+            let r = self.execute_keyed(&p, vec![], key.clone()).await;
             let failed = r.is_err();
             out.push(r);
             if failed {
@@ -250,6 +259,38 @@ impl Session {
             }
         }
         out
+    }
+
+    /// Runs a prepared statement of the extended protocol: from the cache when it
+    /// may answer, else planned afresh (current snapshot) and executed.
+    pub async fn execute_prepared(
+        &self,
+        p: &Prepared,
+        params: Vec<ScalarValue>,
+    ) -> Result<Outcome> {
+        let key = match p {
+            Prepared::Query { sql, .. } => self.cache_key(sql.clone(), &params),
+            _ => None,
+        };
+        if let Some(hit) = key
+            .as_ref()
+            .and_then(|k| crate::resultcache::lookup(&self.engine, &self.vars, k))
+        {
+            return Ok(hit);
+        }
+        let fresh = self.replan(p).await?;
+        self.execute_keyed(&fresh, params, key).await
+    }
+
+    fn cache_key(
+        &self,
+        statement: String,
+        params: &[ScalarValue],
+    ) -> Option<lambdadb_cache::CacheKey> {
+        if self.in_failed_transaction().is_some() {
+            return None;
+        }
+        crate::resultcache::key(&self.engine, &self.vars, statement, params)
     }
 
     /// Parses and plans every statement of `sql`.
@@ -436,6 +477,16 @@ impl Session {
     }
 
     pub async fn execute(&self, p: &Prepared, params: Vec<ScalarValue>) -> Result<Outcome> {
+        self.execute_keyed(p, params, None).await
+    }
+
+    /// `execute`, keeping a query's result in the cache under `key`.
+    async fn execute_keyed(
+        &self,
+        p: &Prepared,
+        params: Vec<ScalarValue>,
+        key: Option<lambdadb_cache::CacheKey>,
+    ) -> Result<Outcome> {
         let state = *self.tx.lock().expect("tx lock");
         let next = match (state, p) {
             (TxState::Failed, Prepared::RollbackToSavepoint) => {
@@ -456,7 +507,12 @@ impl Session {
             (_, Prepared::Commit | Prepared::Rollback) => TxState::Idle,
             (s, _) => s,
         };
-        let result = self.execute_inner(p, params).await;
+        let result = match (p, key) {
+            (Prepared::Query { plan, .. }, Some(key)) => {
+                self.run_query(plan, params, Some(key)).await
+            }
+            _ => self.execute_inner(p, params).await,
+        };
         *self.tx.lock().expect("tx lock") = match (&result, next) {
             (Err(_), TxState::InBlock) => TxState::Failed,
             (_, n) => n,
@@ -533,17 +589,37 @@ impl Session {
                     )),
                 }
             }
-            Prepared::Query { plan, .. } => {
-                let mut plan = plan.clone();
-                if !params.is_empty() {
-                    plan = plan.with_param_values(ParamValues::from(params))?;
-                }
-                let df = self.ctx.execute_logical_plan(plan).await?;
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let stream = df.execute_stream().await?;
-                Ok(Outcome::Rows { schema, stream })
-            }
+            Prepared::Query { plan, .. } => self.run_query(plan, params, None).await,
         }
+    }
+
+    async fn run_query(
+        &self,
+        plan: &LogicalPlan,
+        params: Vec<ScalarValue>,
+        key: Option<lambdadb_cache::CacheKey>,
+    ) -> Result<Outcome> {
+        // Versions before the scans take their snapshots (see resultcache).
+        let cache = key.and_then(|k| {
+            let deps = crate::resultcache::dependencies(&self.engine, plan)?;
+            Some((k, crate::resultcache::versions(&self.engine, &deps)))
+        });
+        let mut plan = plan.clone();
+        if !params.is_empty() {
+            plan = plan.with_param_values(ParamValues::from(params))?;
+        }
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let mut stream = df.execute_stream().await?;
+        if let Some((key, versions)) = cache {
+            stream = Box::pin(crate::resultcache::Collecting::new(
+                stream,
+                self.engine.cache().clone(),
+                key,
+                versions,
+            ));
+        }
+        Ok(Outcome::Rows { schema, stream })
     }
 
     /// Re-plans a query from its text (so snapshots and system tables are current).

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;
 use lambdadb_batch::{ArchiveInput, Archiver, Manifest, ViewVersion};
 use lambdadb_common::{PartitionId, SourceSpec, Watermark};
@@ -77,6 +78,10 @@ pub struct SourceState {
     archive_lock: tokio::sync::Mutex<()>,
     /// One change to the views' speed states at a time (folds and version swaps).
     fold_lock: tokio::sync::Mutex<()>,
+    /// Latest event time consumed (ms since the epoch), for `lambdadb.freshness`.
+    max_event_ms: std::sync::atomic::AtomicI64,
+    /// Since when the consumer has been behind the broker's high watermarks.
+    behind_since_ms: Mutex<Option<i64>>,
 }
 
 impl SourceState {
@@ -100,7 +105,64 @@ impl SourceState {
             high: Mutex::new(BTreeMap::new()),
             archive_lock: tokio::sync::Mutex::new(()),
             fold_lock: tokio::sync::Mutex::new(()),
+            max_event_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            behind_since_ms: Mutex::new(None),
         })
+    }
+
+    /// The latest event time consumed, if the source declares one.
+    pub fn max_event_ms(&self) -> Option<i64> {
+        Some(self.max_event_ms.load(Ordering::Relaxed)).filter(|v| *v != i64::MIN)
+    }
+
+    /// Seconds the consumer has been behind the broker (0 when caught up).
+    pub fn lag_seconds(&self) -> f64 {
+        match *self.behind_since_ms.lock().expect("lag lock") {
+            Some(since) => (now_ms() - since).max(0) as f64 / 1000.0,
+            None => 0.0,
+        }
+    }
+
+    /// Re-evaluates whether the consumer is behind the last reported high watermarks.
+    fn track_lag(&self) {
+        let consumed = self.consumed();
+        let behind = self
+            .high
+            .lock()
+            .expect("high lock")
+            .iter()
+            .any(|(p, h)| consumed.next(*p) < *h);
+        let mut since = self.behind_since_ms.lock().expect("lag lock");
+        match (behind, *since) {
+            (true, None) => *since = Some(now_ms()),
+            (false, Some(_)) => *since = None,
+            _ => {}
+        }
+    }
+
+    fn note_event_times(&self, batches: &[SpeedBatch]) {
+        let Some(col) = self.spec.event_time.as_deref() else {
+            return;
+        };
+        let Ok(idx) = self.spec.schema.index_of(col) else {
+            return;
+        };
+        for b in batches {
+            let ms = arrow::compute::cast(
+                b.rows.column(idx),
+                &arrow::datatypes::DataType::Timestamp(
+                    arrow::datatypes::TimeUnit::Millisecond,
+                    None,
+                ),
+            )
+            .and_then(|a| arrow::compute::cast(&a, &arrow::datatypes::DataType::Int64));
+            if let Ok(a) = ms
+                && let Some(m) =
+                    arrow::compute::max(a.as_primitive::<arrow::datatypes::Int64Type>())
+            {
+                self.max_event_ms.fetch_max(m, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Held while a view's speed state is computed and installed.
@@ -308,6 +370,7 @@ impl BatchSink for SourceState {
 
     fn publish(&self, batches: Vec<SpeedBatch>, rejected: Vec<Rejection>) {
         let accepted: usize = batches.iter().map(|b| b.rows.num_rows()).sum();
+        self.note_event_times(&batches);
         self.accepted_total
             .fetch_add(accepted as u64, Ordering::Relaxed);
         if !rejected.is_empty() {
@@ -328,10 +391,13 @@ impl BatchSink for SourceState {
                 }
             }
         }
-        let mut inner = self.inner.write().expect("source lock");
-        for b in batches {
-            inner.speed.append(b);
+        {
+            let mut inner = self.inner.write().expect("source lock");
+            for b in batches {
+                inner.speed.append(b);
+            }
         }
+        self.track_lag();
     }
 
     fn partition_failed(&self, partition: PartitionId, reason: String) {
@@ -343,6 +409,7 @@ impl BatchSink for SourceState {
 
     fn high_watermark(&self, partition: PartitionId, high: i64) {
         self.high.lock().expect("high lock").insert(partition, high);
+        self.track_lag();
     }
 }
 

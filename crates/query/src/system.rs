@@ -11,13 +11,21 @@ use datafusion::error::Result;
 
 use crate::engine::Engine;
 
-pub const TABLES: &[&str] = &["sources", "views", "rejected_messages"];
+pub const TABLES: &[&str] = &[
+    "sources",
+    "views",
+    "rejected_messages",
+    "freshness",
+    "cache",
+];
 
 pub fn table(engine: &Engine, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
     let batch = match name {
         "sources" => sources(engine)?,
         "views" => views(engine)?,
         "rejected_messages" => rejected(engine)?,
+        "freshness" => crate::freshness::freshness(engine)?,
+        "cache" => crate::resultcache::stats_batch(engine)?,
         _ => return Ok(None),
     };
     Ok(Some(Arc::new(MemTable::try_new(
@@ -26,7 +34,7 @@ pub fn table(engine: &Engine, name: &str) -> Result<Option<Arc<dyn TableProvider
     )?)))
 }
 
-fn ts_field(name: &str) -> Field {
+pub(crate) fn ts_field(name: &str) -> Field {
     Field::new(
         name,
         DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
@@ -119,8 +127,14 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         Field::new("batch_rows", DataType::Int64, false),
         ts_field("last_refresh"),
         Field::new("refresh_ms", DataType::Int64, true),
+        Field::new("speed_events", DataType::Int64, false),
+        Field::new("speed_partial_rows", DataType::Int64, false),
+        Field::new("speed_groups", DataType::Int64, false),
+        Field::new("speed_bytes", DataType::Int64, false),
+        ts_field("last_fold"),
         Field::new("definition", DataType::Utf8, false),
     ]));
+    let (mut sev, mut spr, mut sgr, mut sby, mut fat) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut name, mut src, mut ver, mut wm, mut rows, mut at, mut ms, mut def) = (
         vec![],
         vec![],
@@ -144,6 +158,18 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         rows.push(cur.as_ref().map(|c| c.rows as i64).unwrap_or(0));
         at.push(cur.as_ref().map(|c| c.refreshed_at_ms));
         ms.push(cur.as_ref().map(|c| c.duration_ms as i64));
+        let speed = v.source.view_speed(&v.name).unwrap_or_default();
+        let keys = v
+            .partial_schema
+            .fields()
+            .iter()
+            .take_while(|f| f.name().starts_with("__g"))
+            .count();
+        sev.push(speed.folded_events as i64);
+        spr.push(speed.segment_rows() as i64);
+        sgr.push(speed.groups(keys) as i64);
+        sby.push(speed.segment_bytes() as i64);
+        fat.push((speed.folded_at_ms > 0).then_some(speed.folded_at_ms));
         def.push(v.definition.clone());
     }
     let cols: Vec<ArrayRef> = vec![
@@ -154,6 +180,11 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(Int64Array::from(rows)),
         Arc::new(TimestampMillisecondArray::from(at).with_timezone("UTC")),
         Arc::new(Int64Array::from(ms)),
+        Arc::new(Int64Array::from(sev)),
+        Arc::new(Int64Array::from(spr)),
+        Arc::new(Int64Array::from(sgr)),
+        Arc::new(Int64Array::from(sby)),
+        Arc::new(TimestampMillisecondArray::from(fat).with_timezone("UTC")),
         Arc::new(StringArray::from(def)),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)

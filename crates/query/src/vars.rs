@@ -236,6 +236,23 @@ impl SessionVars {
             .unwrap_or(0)
     }
 
+    /// How old a cached answer the session accepts (0: only exact ones).
+    pub fn max_staleness(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.get("lambdadb.max_staleness")
+                .ok()
+                .and_then(|v| parse_ms(&v))
+                .unwrap_or(0),
+        )
+    }
+
+    /// The settings that change a query's answer (not only its rendering), for
+    /// the result cache's key.
+    pub fn result_settings(&self) -> String {
+        let get = |k| self.get(k).unwrap_or_default();
+        format!("{}|{}", get("TimeZone"), get("search_path"))
+    }
+
     /// Largest result in bytes (0: unlimited).
     pub fn max_result_bytes(&self) -> u64 {
         self.get("lambdadb.max_result_size")
@@ -338,7 +355,8 @@ fn normalize(key: &str, value: &str) -> Result<String> {
         "statement_timeout"
         | "lock_timeout"
         | "idle_in_transaction_session_timeout"
-        | "idle_session_timeout" => {
+        | "idle_session_timeout"
+        | "lambdadb.max_staleness" => {
             parse_ms(&v).map(|ms| ms.to_string()).ok_or_else(|| {
                 QueryError::InvalidParameter(format!("invalid value for parameter \"{key}\": \"{v}\"; use milliseconds or a unit such as '5s'"))
             })

@@ -62,6 +62,32 @@ impl ViewSpeed {
         self.segments.iter().map(|b| b.num_rows()).sum()
     }
 
+    /// Distinct groups in the segments: the first `keys` columns are the group keys.
+    pub fn groups(&self, keys: usize) -> usize {
+        if keys == 0 {
+            return usize::from(!self.segments.is_empty());
+        }
+        let Some(first) = self.segments.first() else {
+            return 0;
+        };
+        let fields = first.schema().fields()[..keys]
+            .iter()
+            .map(|f| arrow::row::SortField::new(f.data_type().clone()))
+            .collect();
+        let Ok(converter) = arrow::row::RowConverter::new(fields) else {
+            return self.segment_rows();
+        };
+        let mut seen = std::collections::HashSet::new();
+        for b in &self.segments {
+            if let Ok(rows) = converter.convert_columns(&b.columns()[..keys]) {
+                for r in rows.iter() {
+                    seen.insert(r.owned());
+                }
+            }
+        }
+        seen.len()
+    }
+
     pub fn segment_bytes(&self) -> usize {
         self.segments
             .iter()

@@ -435,10 +435,9 @@ impl ExtendedQueryHandler for Handler {
         let stmt = &portal.statement.statement;
         let expected = self.session.parameter_types(stmt).map_err(to_pgwire)?;
         let params = bind_params(portal, &expected).map_err(to_pgwire)?;
-        let fresh = self.session.replan(stmt).await.map_err(to_pgwire)?;
         let outcome = self
             .session
-            .execute(&fresh, params)
+            .execute_prepared(stmt, params)
             .await
             .map_err(to_pgwire)?;
         send_parameter_changes(client, &self.session).await?;
