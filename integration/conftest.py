@@ -29,8 +29,8 @@ def make_server(tmp_path, logs, request):
     when the test failed."""
     servers = []
 
-    def make(brokers, data_dir=None, env=None, config=None, start=True):
-        s = Server(brokers, data_dir or tmp_path / "data", logs, env, config)
+    def make(brokers, data_dir=None, env=None, config=None, start=True, sql_dir=None):
+        s = Server(brokers, data_dir or tmp_path / "data", logs, env, config, sql_dir)
         servers.append(s)
         return s.start() if start else s
 

@@ -78,8 +78,9 @@ class Tansu:
 class Server:
     """`lambdadb serve` as a separate process."""
 
-    def __init__(self, brokers, data_dir, log_dir, env=None, config=None):
+    def __init__(self, brokers, data_dir, log_dir, env=None, config=None, sql_dir=None):
         self.config = config
+        self.sql_dir = str(sql_dir or ROOT / "sql")
         self.password = None
         self.user = "lambdadb"
         self.brokers = brokers
@@ -98,7 +99,7 @@ class Server:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--brokers", self.brokers, "--data-dir", self.data_dir,
-             "--listen", f"127.0.0.1:{self.port}", "--sql-dir", str(ROOT / "sql")]
+             "--listen", f"127.0.0.1:{self.port}", "--sql-dir", self.sql_dir]
             + (["--config", str(self.config)] if self.config else []),
             stdout=self.log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT))
         wait_port(self.port, timeout=60, proc=self.proc)

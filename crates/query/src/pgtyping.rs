@@ -79,14 +79,13 @@ impl AggregateUDFImpl for PgSum {
                 "sum takes exactly one argument".into(),
             ));
         };
+        // Coercion must be idempotent: the analyzer may run it again on the
+        // already coerced type. So small integers stay as they are (widened to
+        // bigint in `accumulator`), else a second pass would turn the bigint they
+        // became into numeric.
         Ok(vec![match arg {
             DataType::Int64 | DataType::UInt64 => DataType::Decimal128(20, 0),
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32 => DataType::Int64,
+            t if is_small_int(t) => t.clone(),
             DataType::Float16 | DataType::Float32 | DataType::Float64 => DataType::Float64,
             DataType::Null => DataType::Int64,
             other
@@ -105,11 +104,20 @@ impl AggregateUDFImpl for PgSum {
     }
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        if args.first().is_some_and(is_small_int) {
+            return Ok(DataType::Int64);
+        }
         self.inner.return_type(args)
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.inner.accumulator(args)
+        let widen = args.expr_fields.first().is_some_and(|f| is_small_int(f.data_type()));
+        let inner = self.inner.accumulator(args)?;
+        Ok(if widen {
+            Box::new(Widened(inner))
+        } else {
+            inner
+        })
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -124,7 +132,13 @@ impl AggregateUDFImpl for PgSum {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        self.inner.create_groups_accumulator(args)
+        let widen = args.expr_fields.first().is_some_and(|f| is_small_int(f.data_type()));
+        let inner = self.inner.create_groups_accumulator(args)?;
+        Ok(if widen {
+            Box::new(WidenedGroups(inner))
+        } else {
+            inner
+        })
     }
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -137,6 +151,86 @@ impl AggregateUDFImpl for PgSum {
 
     fn order_sensitivity(&self) -> datafusion::logical_expr::utils::AggregateOrderSensitivity {
         datafusion::logical_expr::utils::AggregateOrderSensitivity::Insensitive
+    }
+}
+
+fn is_small_int(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+    )
+}
+
+fn widen(values: &[ArrayRef]) -> Result<Vec<ArrayRef>> {
+    values
+        .iter()
+        .map(|v| Ok(arrow::compute::cast(v, &DataType::Int64)?))
+        .collect()
+}
+
+/// The bigint sum's accumulator fed with integers widened to bigint.
+#[derive(Debug)]
+struct Widened(Box<dyn Accumulator>);
+
+impl Accumulator for Widened {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.0.update_batch(&widen(values)?)
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.0.merge_batch(states)
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.0.state()
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.0.evaluate()
+    }
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+}
+
+struct WidenedGroups(Box<dyn GroupsAccumulator>);
+
+impl GroupsAccumulator for WidenedGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&arrow::array::BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.0
+            .update_batch(&widen(values)?, group_indices, opt_filter, total_num_groups)
+    }
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.0.merge_batch(values, group_indices, total_num_groups)
+    }
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&arrow::array::BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        self.0.convert_to_state(&widen(values)?, opt_filter)
+    }
+    fn evaluate(&mut self, emit_to: datafusion::logical_expr::EmitTo) -> Result<ArrayRef> {
+        self.0.evaluate(emit_to)
+    }
+    fn state(&mut self, emit_to: datafusion::logical_expr::EmitTo) -> Result<Vec<ArrayRef>> {
+        self.0.state(emit_to)
+    }
+    fn size(&self) -> usize {
+        self.0.size()
     }
 }
 
