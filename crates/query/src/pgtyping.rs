@@ -111,7 +111,10 @@ impl AggregateUDFImpl for PgSum {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let widen = args.expr_fields.first().is_some_and(|f| is_small_int(f.data_type()));
+        let widen = args
+            .expr_fields
+            .first()
+            .is_some_and(|f| is_small_int(f.data_type()));
         let inner = self.inner.accumulator(args)?;
         Ok(if widen {
             Box::new(Widened(inner))
@@ -132,7 +135,10 @@ impl AggregateUDFImpl for PgSum {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        let widen = args.expr_fields.first().is_some_and(|f| is_small_int(f.data_type()));
+        let widen = args
+            .expr_fields
+            .first()
+            .is_some_and(|f| is_small_int(f.data_type()));
         let inner = self.inner.create_groups_accumulator(args)?;
         Ok(if widen {
             Box::new(WidenedGroups(inner))

@@ -209,7 +209,7 @@ pub fn key(
     statement: String,
     params: &[datafusion::scalar::ScalarValue],
 ) -> Option<CacheKey> {
-    engine.cache().enabled().then(|| CacheKey {
+    (engine.cache().enabled() && vars.result_cache()).then(|| CacheKey {
         statement,
         // Debug keeps the type and NULL apart from the text 'NULL'.
         params: params.iter().map(|p| format!("{p:?}")).collect(),

@@ -132,8 +132,12 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         Field::new("speed_groups", DataType::Int64, false),
         Field::new("speed_bytes", DataType::Int64, false),
         ts_field("last_fold"),
+        Field::new("folds", DataType::Int64, false),
+        Field::new("fold_events", DataType::Int64, false),
+        Field::new("fold_ms", DataType::Float64, false),
         Field::new("definition", DataType::Utf8, false),
     ]));
+    let (mut nf, mut fe, mut fms) = (vec![], vec![], vec![]);
     let (mut sev, mut spr, mut sgr, mut sby, mut fat) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut name, mut src, mut ver, mut wm, mut rows, mut at, mut ms, mut def) = (
         vec![],
@@ -170,6 +174,10 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         sgr.push(speed.groups(keys) as i64);
         sby.push(speed.segment_bytes() as i64);
         fat.push((speed.folded_at_ms > 0).then_some(speed.folded_at_ms));
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        nf.push(load(&v.fold_stats.folds) as i64);
+        fe.push(load(&v.fold_stats.events) as i64);
+        fms.push(load(&v.fold_stats.micros) as f64 / 1000.0);
         def.push(v.definition.clone());
     }
     let cols: Vec<ArrayRef> = vec![
@@ -185,6 +193,9 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(Int64Array::from(sgr)),
         Arc::new(Int64Array::from(sby)),
         Arc::new(TimestampMillisecondArray::from(fat).with_timezone("UTC")),
+        Arc::new(Int64Array::from(nf)),
+        Arc::new(Int64Array::from(fe)),
+        Arc::new(arrow::array::Float64Array::from(fms)),
         Arc::new(StringArray::from(def)),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)

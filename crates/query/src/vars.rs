@@ -89,6 +89,11 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "Largest result one statement may send (0: unlimited).",
     ),
     (
+        "lambdadb.result_cache",
+        "on",
+        "Whether this session's queries use the result cache (off: always computed).",
+    ),
+    (
         "lambdadb.max_staleness",
         "0",
         "How old a cached answer a session accepts (0: always exact).",
@@ -234,6 +239,14 @@ impl SessionVars {
             .ok()
             .and_then(|v| parse_ms(&v))
             .unwrap_or(0)
+    }
+
+    /// Whether the session uses the result cache.
+    pub fn result_cache(&self) -> bool {
+        !matches!(
+            self.get("lambdadb.result_cache").as_deref(),
+            Ok("off" | "false" | "0")
+        )
     }
 
     /// How old a cached answer the session accepts (0: only exact ones).

@@ -35,6 +35,8 @@ pub struct ViewState {
     /// query still reading an old version's file never sees it replaced.
     last_version: AtomicU64,
     refresh_lock: tokio::sync::Mutex<()>,
+    /// Speed-layer work, for `lambdadb.views` and the benchmark.
+    pub fold_stats: FoldStats,
     /// Settings batch runs and folds plan the partial query with (the serving layer's).
     config: SessionConfig,
 }
@@ -94,6 +96,7 @@ impl ViewState {
             store,
             last_version: AtomicU64::new(last_version),
             refresh_lock: tokio::sync::Mutex::new(()),
+            fold_stats: FoldStats::default(),
             config,
         };
         view.source.attach_view(&view.name, current);
@@ -195,7 +198,9 @@ impl ViewState {
                 )
                 .await?;
         }
-        debug!(view = %self.name, events = input.pending_rows(), segments = segments.len(), us = started.elapsed().as_micros() as u64, "folded");
+        let us = started.elapsed().as_micros() as u64;
+        self.fold_stats.record(input.pending_rows() as u64, us);
+        debug!(view = %self.name, events = input.pending_rows(), segments = segments.len(), us, "folded");
         self.source.install_fold(&self.name, &input, segments);
         Ok(())
     }
@@ -236,6 +241,22 @@ impl ViewState {
             warn!(view = %self.name, "fold after refresh failed, queries read the events from files meanwhile: {e}");
         }
         Ok(v)
+    }
+}
+
+/// Folds since start-up: how many, the events they covered, their time.
+#[derive(Debug, Default)]
+pub struct FoldStats {
+    pub folds: AtomicU64,
+    pub events: AtomicU64,
+    pub micros: AtomicU64,
+}
+
+impl FoldStats {
+    fn record(&self, events: u64, micros: u64) {
+        self.folds.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(events, Ordering::Relaxed);
+        self.micros.fetch_add(micros, Ordering::Relaxed);
     }
 }
 
