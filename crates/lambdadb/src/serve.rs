@@ -8,7 +8,7 @@ use clap::Args;
 use lambdadb_common::Config;
 use lambdadb_query::{Engine, Session};
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -98,6 +98,16 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         }
         info!(file = %file.display(), "catalog file applied");
     }
+    // Then what admins declared over the wire (see lambdadb_query::catalog_log).
+    for obj in engine.catalog_log().objects()? {
+        for r in session.execute_all(&obj.sql).await {
+            match r {
+                Ok(_) => info!(object = %obj.name, "declared over the wire earlier; restored"),
+                Err(e) => warn!(object = %obj.name, "a declaration made over the wire no longer applies and is skipped: {e}"),
+            }
+        }
+    }
+    engine.catalog_log().start_recording();
     engine.spawn_background();
 
     if embedded && config.demo_rate > 0 {

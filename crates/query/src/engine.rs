@@ -30,6 +30,7 @@ pub struct Engine {
     /// Created at the first INSERT.
     producer: std::sync::OnceLock<rdkafka::producer::FutureProducer>,
     cache: Arc<lambdadb_cache::ResultCache>,
+    catalog_log: crate::catalog_log::CatalogLog,
     /// Bumped by every catalog change; part of every cached result's versions.
     generation: std::sync::atomic::AtomicU64,
 }
@@ -47,6 +48,7 @@ impl Engine {
             cache: Arc::new(lambdadb_cache::ResultCache::new(
                 config.result_cache_bytes(),
             )),
+            catalog_log: crate::catalog_log::CatalogLog::new(&config.data_dir),
             generation: std::sync::atomic::AtomicU64::new(1),
             config,
         })
@@ -54,6 +56,11 @@ impl Engine {
 
     pub fn cache(&self) -> &Arc<lambdadb_cache::ResultCache> {
         &self.cache
+    }
+
+    /// Declarations made over the wire, replayed at start-up.
+    pub fn catalog_log(&self) -> &crate::catalog_log::CatalogLog {
+        &self.catalog_log
     }
 
     pub fn generation(&self) -> u64 {
@@ -152,6 +159,10 @@ impl Engine {
                 }
             )));
         }
+        self.catalog_log.declared(
+            name,
+            format!("CREATE OR REPLACE VIEW {} AS {}", quote_ident(name), def.sql),
+        );
         views.insert(name.to_string(), def);
         self.catalog_changed();
         Ok(())
@@ -160,6 +171,7 @@ impl Engine {
     /// Drops a plain view; false when there is none of that name.
     pub fn drop_plain_view(&self, name: &str) -> bool {
         self.catalog_changed();
+        self.catalog_log.dropped(name);
         self.plain_views
             .write()
             .expect("views lock")
@@ -196,7 +208,9 @@ impl Engine {
                 spec,
                 if_not_exists,
             } => {
+                let (name, sql) = (spec.name.clone(), spec.definition.clone());
                 self.create_source(spec, if_not_exists)?;
+                self.catalog_log.declared(&name, sql);
                 Ok("CREATE TABLE".into())
             }
             CatalogStatement::CreateView {
@@ -205,8 +219,13 @@ impl Engine {
                 or_replace,
                 if_not_exists,
             } => {
-                self.create_view(name, query, or_replace, if_not_exists)
+                let sql = format!(
+                    "CREATE MATERIALIZED VIEW {} AS {query}",
+                    quote_ident(&name)
+                );
+                self.create_view(name.clone(), query, or_replace, if_not_exists)
                     .await?;
+                self.catalog_log.declared(&name, sql);
                 Ok("CREATE MATERIALIZED VIEW".into())
             }
             CatalogStatement::Refresh { name } => {
@@ -215,6 +234,9 @@ impl Engine {
             }
             CatalogStatement::DropViews { names, if_exists } => {
                 self.drop_views(&names, if_exists)?;
+                for n in &names {
+                    self.catalog_log.dropped(n);
+                }
                 Ok("DROP MATERIALIZED VIEW".into())
             }
         }
@@ -442,5 +464,21 @@ impl Engine {
         for c in self.consumers.lock().expect("consumers lock").drain(..) {
             c.stop();
         }
+    }
+}
+
+/// `name` as an SQL identifier: bare when it reads back the same, else quoted.
+fn quote_ident(name: &str) -> String {
+    let bare = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if bare {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
     }
 }

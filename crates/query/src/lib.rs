@@ -7,6 +7,7 @@
 //! frontend depends on this crate.
 
 pub mod catalog;
+pub mod catalog_log;
 pub mod copy;
 pub mod ddl;
 pub mod decompose;
