@@ -16,6 +16,7 @@ simple protocol):
 """
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -54,6 +55,16 @@ def timed(conn, sql, runs):
         rows = conn.execute(sql).fetchall()
         times.append(time.perf_counter() - t)
     return times, rows
+
+
+def same_rows(a, b):
+    """Equal rows, floats within 1e-9 relative (sums of doubles depend on order)."""
+    def eq(x, y):
+        if isinstance(x, float) and isinstance(y, float):
+            return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9)
+        return x == y
+    return len(a) == len(b) and all(
+        len(r) == len(s) and all(eq(x, y) for x, y in zip(r, s)) for r, s in zip(a, b))
 
 
 def pctl(xs, q):
@@ -121,7 +132,7 @@ def main():
                 for what, view_sql, raw_sql in DASHBOARD:
                     vt, vrows = timed(c, view_sql, args.runs)
                     rt, rrows = timed(c, raw_sql, args.runs)
-                    same = [tuple(r) for r in vrows] == [tuple(r) for r in rrows]
+                    same = same_rows(vrows, rrows)
                     v, r = statistics.median(vt), statistics.median(rt)
                     ratios.append(r / v)
                     print(f"{what:34} {1000 * v:9.1f} {1000 * r:9.1f} {r / v:8.1f}x"

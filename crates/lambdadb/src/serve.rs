@@ -103,7 +103,9 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         for r in session.execute_all(&obj.sql).await {
             match r {
                 Ok(_) => info!(object = %obj.name, "declared over the wire earlier; restored"),
-                Err(e) => warn!(object = %obj.name, "a declaration made over the wire no longer applies and is skipped: {e}"),
+                Err(e) => {
+                    warn!(object = %obj.name, "a declaration made over the wire no longer applies and is skipped: {e}")
+                }
             }
         }
     }

@@ -161,7 +161,11 @@ impl Engine {
         }
         self.catalog_log.declared(
             name,
-            format!("CREATE OR REPLACE VIEW {} AS {}", quote_ident(name), def.sql),
+            format!(
+                "CREATE OR REPLACE VIEW {} AS {}",
+                quote_ident(name),
+                def.sql
+            ),
         );
         views.insert(name.to_string(), def);
         self.catalog_changed();
@@ -219,10 +223,7 @@ impl Engine {
                 or_replace,
                 if_not_exists,
             } => {
-                let sql = format!(
-                    "CREATE MATERIALIZED VIEW {} AS {query}",
-                    quote_ident(&name)
-                );
+                let sql = format!("CREATE MATERIALIZED VIEW {} AS {query}", quote_ident(&name));
                 self.create_view(name.clone(), query, or_replace, if_not_exists)
                     .await?;
                 self.catalog_log.declared(&name, sql);

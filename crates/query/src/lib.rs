@@ -23,6 +23,7 @@ pub mod pgfuncs;
 pub mod pgtype;
 pub mod pgtyping;
 pub mod plainview;
+pub mod prepared;
 pub mod resultcache;
 pub mod rewrite;
 pub mod session;

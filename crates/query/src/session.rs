@@ -5,13 +5,9 @@ use std::sync::Arc;
 
 use std::sync::Mutex;
 
-use arrow::array::{ArrayRef, StringArray};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -21,7 +17,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use crate::catalog::LambdaCatalog;
-use crate::ddl::{self, CatalogStatement};
+use crate::ddl;
 use crate::engine::Engine;
 use crate::error::{QueryError, Result};
 use crate::statements::{
@@ -34,67 +30,7 @@ use crate::vars::SessionVars;
 /// server_version`, `version()`): PostgreSQL 15's dialect and catalog, naming lambdadb.
 pub const SERVER_VERSION: &str = concat!("15.0 (lambdadb ", env!("CARGO_PKG_VERSION"), ")");
 
-/// What a statement produced.
-pub enum Outcome {
-    Rows {
-        schema: SchemaRef,
-        stream: SendableRecordBatchStream,
-    },
-    /// Rows to send as COPY data.
-    Copy {
-        schema: SchemaRef,
-        stream: SendableRecordBatchStream,
-        format: crate::copy::CopyFormat,
-    },
-    Command(String),
-    Begin,
-    Commit,
-    Rollback,
-}
-
-/// A statement parsed and classified, ready to describe and execute.
-#[derive(Clone)]
-pub enum Prepared {
-    Catalog(CatalogStatement),
-    Command(String),
-    Begin,
-    Commit,
-    Rollback,
-    RollbackToSavepoint,
-    Show(String),
-    /// `SET name = value`; `None` for forms lambdadb accepts and ignores.
-    Set(Option<(String, String)>),
-    /// `RESET name`, or everything (`RESET ALL`, `DISCARD ALL`).
-    Reset(Option<String>),
-    /// `COPY (query) TO STDOUT`.
-    Copy {
-        query: Box<Prepared>,
-        format: crate::copy::CopyFormat,
-    },
-    /// Planned by DataFusion; re-planned at every execution so that system tables
-    /// and snapshots are current.
-    Query {
-        sql: String,
-        plan: LogicalPlan,
-    },
-    /// `CREATE [OR REPLACE] VIEW` / `DROP VIEW` (plain views).
-    CreatePlainView {
-        name: String,
-        query: String,
-        or_replace: bool,
-    },
-    DropPlainViews {
-        names: Vec<String>,
-        if_exists: bool,
-    },
-    /// `INSERT INTO <source> [(columns)] <query>`: produced to the topic.
-    Insert {
-        table: String,
-        columns: Vec<String>,
-        query: String,
-    },
-    Empty,
-}
+pub use crate::prepared::{Outcome, Prepared};
 
 pub struct Session {
     engine: Arc<Engine>,
@@ -348,22 +284,7 @@ impl Session {
                 out.push(insert);
                 continue;
             }
-            crate::naming::apply_postgres_names(&mut stmt);
-            crate::rewrite::array_subqueries(&mut stmt);
-            crate::rewrite::field_access(&mut stmt);
-            crate::rewrite::int4_literals(&mut stmt);
-            crate::rewrite::extract_calls(&mut stmt);
-            // state_ref: state() would copy the whole session state per statement.
-            let state = self.ctx.state_ref();
-            crate::fromfuncs::rewrite(&mut stmt, &|name| {
-                state.read().table_functions().contains_key(name)
-            });
-            crate::rewrite::descriptions(&mut stmt);
-            crate::rewrite::viewdef_calls(&mut stmt);
-            crate::rewrite::generate_subscripts(&mut stmt);
-            // Before scalar_subqueries, which would wrap the OID lookup it matches.
-            crate::rewrite::regproc_literals(&mut stmt);
-            crate::rewrite::scalar_subqueries(&mut stmt);
+            crate::rewrite::apply_all(&mut stmt, &self.ctx);
             out.push(self.classify(stmt).await?);
         }
         Ok(out)
@@ -575,7 +496,7 @@ impl Session {
                 crate::plainview::drop(&self.engine, names, *if_exists)?;
                 Ok(Outcome::Command("DROP VIEW".into()))
             }
-            Prepared::Show(name) => self.show(name),
+            Prepared::Show(name) => crate::statements::show(&self.vars, name),
             Prepared::Copy { query, format } => {
                 let fresh = Box::pin(self.replan(query)).await?;
                 match Box::pin(self.execute_inner(&fresh, params)).await? {
@@ -628,33 +549,5 @@ impl Session {
             Prepared::Query { sql, .. } => self.prepare(sql).await,
             other => Ok(other.clone()),
         }
-    }
-
-    fn show(&self, name: &str) -> Result<Outcome> {
-        let schema = show_schema(name);
-        let columns: Vec<ArrayRef> = if name.eq_ignore_ascii_case("all") {
-            let all = self.vars.all();
-            vec![
-                Arc::new(StringArray::from(
-                    all.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    all.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    all.iter().map(|r| r.2.clone()).collect::<Vec<_>>(),
-                )),
-            ]
-        } else {
-            vec![Arc::new(StringArray::from(vec![self.vars.get(name)?]))]
-        };
-        let batch = RecordBatch::try_new(schema.clone(), columns)
-            .map_err(|e| QueryError::Internal(e.to_string()))?;
-        let stream =
-            RecordBatchStreamAdapter::new(schema.clone(), futures::stream::iter(vec![Ok(batch)]));
-        Ok(Outcome::Rows {
-            schema,
-            stream: Box::pin(stream),
-        })
     }
 }

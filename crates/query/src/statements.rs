@@ -142,3 +142,42 @@ pub(crate) fn plain_view_statement(
         _ => None,
     }
 }
+
+/// `SHOW name` and `SHOW ALL` from the session's settings.
+pub(crate) fn show(
+    vars: &crate::vars::SessionVars,
+    name: &str,
+) -> crate::error::Result<crate::session::Outcome> {
+    use arrow::array::{ArrayRef, StringArray};
+    use arrow::record_batch::RecordBatch;
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use std::sync::Arc;
+
+    use crate::error::QueryError;
+    use crate::session::Outcome;
+    let schema = show_schema(name);
+    let columns: Vec<ArrayRef> = if name.eq_ignore_ascii_case("all") {
+        let all = vars.all();
+        vec![
+            Arc::new(StringArray::from(
+                all.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                all.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                all.iter().map(|r| r.2.clone()).collect::<Vec<_>>(),
+            )),
+        ]
+    } else {
+        vec![Arc::new(StringArray::from(vec![vars.get(name)?]))]
+    };
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| QueryError::Internal(e.to_string()))?;
+    let stream =
+        RecordBatchStreamAdapter::new(schema.clone(), futures::stream::iter(vec![Ok(batch)]));
+    Ok(Outcome::Rows {
+        schema,
+        stream: Box::pin(stream),
+    })
+}
