@@ -37,6 +37,9 @@ pub struct ViewState {
     refresh_lock: tokio::sync::Mutex<()>,
     /// Speed-layer work, for `lambdadb.views` and the benchmark.
     pub fold_stats: FoldStats,
+    /// The context folds run in, kept (used under the source's fold lock only):
+    /// building one per fold cost more than folding a few hundred events.
+    fold_ctx: SessionContext,
     /// Settings batch runs and folds plan the partial query with (the serving layer's).
     config: SessionConfig,
 }
@@ -97,6 +100,7 @@ impl ViewState {
             last_version: AtomicU64::new(last_version),
             refresh_lock: tokio::sync::Mutex::new(()),
             fold_stats: FoldStats::default(),
+            fold_ctx: crate::pgtyping::context(config.clone(), None),
             config,
         };
         view.source.attach_view(&view.name, current);
@@ -148,18 +152,25 @@ impl ViewState {
         crate::pgtyping::context(self.config.clone(), None)
     }
 
-    /// Runs `sql` in a fresh context with `tables` registered and conforms the
-    /// result to the partial schema.
+    /// Runs `sql` in the fold context with `tables` registered (and released
+    /// afterwards) and conforms the result to the partial schema. Callers hold
+    /// the source's fold lock.
     async fn partial_rows(
         &self,
         sql: &str,
         tables: Vec<(&str, Arc<dyn TableProvider>)>,
     ) -> Result<Vec<RecordBatch>> {
-        let ctx = self.context();
+        let ctx = &self.fold_ctx;
+        let names: Vec<&str> = tables.iter().map(|(n, _)| *n).collect();
         for (name, t) in tables {
+            ctx.deregister_table(name)?;
             ctx.register_table(name, t)?;
         }
-        let batches = ctx.sql(sql).await?.collect().await?;
+        let result = async { ctx.sql(sql).await?.collect().await }.await;
+        for name in names {
+            ctx.deregister_table(name)?;
+        }
+        let batches = result?;
         batches
             .into_iter()
             .filter(|b| b.num_rows() > 0)
