@@ -415,6 +415,27 @@ fn simple_projection(q: &Query) -> Option<(String, String)> {
     Some((item, rest))
 }
 
+/// Every rewrite a statement goes through after the compatibility parser, in
+/// order.
+pub fn apply_all(stmt: &mut Statement, ctx: &datafusion::prelude::SessionContext) {
+    crate::naming::apply_postgres_names(stmt);
+    crate::rewrite::array_subqueries(stmt);
+    crate::rewrite::field_access(stmt);
+    crate::rewrite::int4_literals(stmt);
+    crate::rewrite::extract_calls(stmt);
+    // state_ref: state() would copy the whole session state per statement.
+    let state = ctx.state_ref();
+    crate::fromfuncs::rewrite(stmt, &|name| {
+        state.read().table_functions().contains_key(name)
+    });
+    crate::rewrite::descriptions(stmt);
+    crate::rewrite::viewdef_calls(stmt);
+    crate::rewrite::generate_subscripts(stmt);
+    // Before scalar_subqueries, which would wrap the OID lookup it matches.
+    crate::rewrite::regproc_literals(stmt);
+    crate::rewrite::scalar_subqueries(stmt);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,25 +465,4 @@ mod tests {
             "SELECT (SELECT array_agg(__arr.v) FROM (SELECT a FROM t ORDER BY a) AS __arr (v))"
         );
     }
-}
-
-/// Every rewrite a statement goes through after the compatibility parser, in
-/// order.
-pub fn apply_all(stmt: &mut Statement, ctx: &datafusion::prelude::SessionContext) {
-    crate::naming::apply_postgres_names(stmt);
-    crate::rewrite::array_subqueries(stmt);
-    crate::rewrite::field_access(stmt);
-    crate::rewrite::int4_literals(stmt);
-    crate::rewrite::extract_calls(stmt);
-    // state_ref: state() would copy the whole session state per statement.
-    let state = ctx.state_ref();
-    crate::fromfuncs::rewrite(stmt, &|name| {
-        state.read().table_functions().contains_key(name)
-    });
-    crate::rewrite::descriptions(stmt);
-    crate::rewrite::viewdef_calls(stmt);
-    crate::rewrite::generate_subscripts(stmt);
-    // Before scalar_subqueries, which would wrap the OID lookup it matches.
-    crate::rewrite::regproc_literals(stmt);
-    crate::rewrite::scalar_subqueries(stmt);
 }

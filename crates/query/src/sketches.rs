@@ -204,7 +204,7 @@ impl HllAcc {
                         *r = (*r).max(*v);
                     }
                 }
-                Some((&SPARSE, pairs)) if pairs.len() % 3 == 0 => {
+                Some((&SPARSE, pairs)) if pairs.len().is_multiple_of(3) => {
                     for p in pairs.chunks_exact(3) {
                         let idx = u16::from_le_bytes([p[0], p[1]]) as usize;
                         if idx < HLL_M {
@@ -391,7 +391,7 @@ impl Accumulator for DigestAcc {
 
     fn size(&self) -> usize {
         std::mem::size_of_val(self)
-            + self.digest.centroids().len() * std::mem::size_of::<Centroid>()
+            + std::mem::size_of_val(self.digest.centroids())
             + self.buffer.capacity() * 8
     }
 }
@@ -416,7 +416,7 @@ fn encode_digest(d: &TDigest) -> Vec<u8> {
 
 fn decode_digest(bytes: &[u8]) -> Result<TDigest> {
     let corrupt = || DataFusionError::Execution("corrupt percentile sketch".into());
-    if bytes.len() % 8 != 0 || bytes.len() < 48 {
+    if !bytes.len().is_multiple_of(8) || bytes.len() < 48 {
         return Err(corrupt());
     }
     let f: Vec<f64> = bytes

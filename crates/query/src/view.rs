@@ -284,6 +284,6 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
         .map(|(c, f)| cast(c, f.data_type()))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| QueryError::Internal(format!("partial state does not conform: {e}")))?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| QueryError::Internal(format!("partial state does not conform: {e}")))?)
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| QueryError::Internal(format!("partial state does not conform: {e}")))
 }

@@ -29,9 +29,7 @@ impl ToSqlText for Float8 {
         if f.extra_float_digits < 1 || !self.0.is_finite() || self.0 == 0.0 {
             return self.0.to_sql_text(ty, out, f);
         }
-        out.put_slice(
-            shortest(&ryu::Buffer::new().format_finite(self.0).to_string(), 15).as_bytes(),
-        );
+        out.put_slice(shortest(ryu::Buffer::new().format_finite(self.0), 15).as_bytes());
         Ok(IsNull::No)
     }
 }
@@ -46,9 +44,7 @@ impl ToSqlText for Float4 {
         if f.extra_float_digits < 1 || !self.0.is_finite() || self.0 == 0.0 {
             return self.0.to_sql_text(ty, out, f);
         }
-        out.put_slice(
-            shortest(&ryu::Buffer::new().format_finite(self.0).to_string(), 6).as_bytes(),
-        );
+        out.put_slice(shortest(ryu::Buffer::new().format_finite(self.0), 6).as_bytes());
         Ok(IsNull::No)
     }
 }
@@ -135,7 +131,7 @@ mod tests {
     use super::shortest;
 
     fn pg8(v: f64) -> String {
-        shortest(&ryu::Buffer::new().format_finite(v).to_string(), 15)
+        shortest(ryu::Buffer::new().format_finite(v), 15)
     }
 
     #[test]
@@ -153,14 +149,11 @@ mod tests {
         assert_eq!(pg8(0.1 + 0.2), "0.30000000000000004");
         assert_eq!(pg8(1e100), "1e+100");
         assert_eq!(
-            shortest(
-                &ryu::Buffer::new().format_finite(1_000_000f32).to_string(),
-                6
-            ),
+            shortest(ryu::Buffer::new().format_finite(1_000_000f32), 6),
             "1e+06"
         );
         assert_eq!(
-            shortest(&ryu::Buffer::new().format_finite(123456f32).to_string(), 6),
+            shortest(ryu::Buffer::new().format_finite(123456f32), 6),
             "123456"
         );
     }
