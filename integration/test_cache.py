@@ -109,3 +109,22 @@ def test_ddl_invalidates(server):
         assert a.execute("SELECT count(*) FROM de").fetchone()[0] == 10
         a.execute("CREATE OR REPLACE VIEW de AS SELECT * FROM events WHERE country = 'FR'")
         assert a.execute("SELECT count(*) FROM de").fetchone()[0] == 0
+
+
+def test_freshness_and_speed_state_are_visible(server):
+    with server.connect() as a:
+        a.execute("REFRESH MATERIALIZED VIEW events_hourly")
+        insert(server, 3, start=200)
+        time.sleep(0.6)  # a few fold intervals
+        rows = {r[0]: r for r in a.execute(
+            "SELECT name, kind, consumed_offsets, lag_messages, latest_event_time, batch_version, "
+            "events_above_batch FROM lambdadb.freshness").fetchall()}
+        src, view = rows["events"], rows["events_hourly"]
+        assert src[1] == "source" and view[1] == "materialized view"
+        assert src[3] == 0, "caught up"
+        assert src[4].isoformat().startswith("2026-01-01T13:22"), src[4]  # minute 202
+        assert view[5] >= 2 and view[6] == 3, view
+        speed = a.execute(
+            "SELECT speed_events, speed_groups, folds FROM lambdadb.views "
+            "WHERE view_name = 'events_hourly'").fetchone()
+        assert speed[0] == 3 and speed[1] >= 1 and speed[2] >= 1, speed
