@@ -8,9 +8,13 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::MemTable;
+use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown, TableType,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
 use lambdadb_batch::files_table;
@@ -159,9 +163,6 @@ impl TableProvider for ViewTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        // The view's merge runs in a context of its own, with a default catalog
-        // of its own for its three inputs.
-        let ctx = crate::pgtyping::scan_context(state);
         // One read of the source's lock: version, folded states and the events
         // above them, cut at the same offsets.
         let input = self
@@ -179,27 +180,48 @@ impl TableProvider for ViewTable {
             .view
             .batch_table(input.speed.version.as_deref())
             .map_err(external)?;
-        ctx.register_table(BATCH_PARTS, batch)?;
-        ctx.register_table(
-            SPEED_PARTS,
-            self.view
-                .speed_table(&input.speed.segments)
-                .map_err(external)?,
-        )?;
-        ctx.register_table(
-            self.view.decomposition.source.as_str(),
-            self.view.pending_table(&input),
-        )?;
-        let mut df = ctx.sql(&self.view.decomposition.merge_sql()).await?;
+        let speed = self
+            .view
+            .speed_table(&input.speed.segments)
+            .map_err(external)?;
+        let pending = self.view.pending_table(&input);
+        let source_name = self.view.decomposition.source.as_str();
+        let inputs = [
+            (BATCH_PARTS, batch),
+            (SPEED_PARTS, speed),
+            (source_name, pending),
+        ];
+        // The merge plan with this snapshot's inputs in place of the placeholders.
+        let mut plan = self
+            .view
+            .merge_plan
+            .clone()
+            .transform_up(|node| match node {
+                LogicalPlan::TableScan(mut scan) => {
+                    let provider = inputs
+                        .iter()
+                        .find(|(n, _)| *n == scan.table_name.table())
+                        .map(|(_, p)| p.clone())
+                        .ok_or_else(|| {
+                            DataFusionError::Internal(format!(
+                                "view merge plan reads unknown table {}",
+                                scan.table_name
+                            ))
+                        })?;
+                    scan.source = provider_as_source(provider);
+                    Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                }
+                other => Ok(Transformed::no(other)),
+            })?
+            .data;
         if let Some(p) = projection {
-            let names: Vec<String> = p
+            let cols: Vec<Expr> = p
                 .iter()
-                .map(|i| self.view.schema.field(*i).name().clone())
+                .map(|i| datafusion::prelude::ident(self.view.schema.field(*i).name()))
                 .collect();
-            let cols: Vec<Expr> = names.iter().map(datafusion::prelude::ident).collect();
-            df = df.select(cols)?;
+            plan = LogicalPlanBuilder::from(plan).project(cols)?.build()?;
         }
-        let plan = df.create_physical_plan().await?;
+        let plan = state.create_physical_plan(&plan).await?;
         let want = match projection {
             Some(p) => Arc::new(self.view.schema.project(p)?),
             None => self.view.schema.clone(),

@@ -29,6 +29,10 @@ pub struct ViewState {
     pub schema: SchemaRef,
     /// Schema of the partial-state rows both layers produce.
     pub partial_schema: SchemaRef,
+    /// The merge query, planned and optimized once over placeholder inputs; a
+    /// scan swaps in the snapshot's inputs (planning it per query cost more than
+    /// merging a few thousand groups).
+    pub merge_plan: datafusion::logical_expr::LogicalPlan,
     pub source: Arc<SourceState>,
     store: ViewStore,
     /// Version numbers are never reused, even across a changed definition, so a
@@ -76,6 +80,7 @@ impl ViewState {
         }
         let merged = ctx.sql(&decomposition.merge_sql()).await?;
         let schema: SchemaRef = Arc::new(merged.schema().as_arrow().clone());
+        let merge_plan = merged.into_optimized_plan()?;
         // The combine query must give back the partial schema's types (after casts).
         ctx.sql(&decomposition.combine_sql).await?;
 
@@ -95,6 +100,7 @@ impl ViewState {
             decomposition,
             schema,
             partial_schema,
+            merge_plan,
             source,
             store,
             last_version: AtomicU64::new(last_version),
