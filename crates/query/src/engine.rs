@@ -163,7 +163,7 @@ impl Engine {
             name,
             format!(
                 "CREATE OR REPLACE VIEW {} AS {}",
-                quote_ident(name),
+                crate::pgfuncs::quote_ident(name),
                 def.sql
             ),
         );
@@ -223,7 +223,10 @@ impl Engine {
                 or_replace,
                 if_not_exists,
             } => {
-                let sql = format!("CREATE MATERIALIZED VIEW {} AS {query}", quote_ident(&name));
+                let sql = format!(
+                    "CREATE MATERIALIZED VIEW {} AS {query}",
+                    crate::pgfuncs::quote_ident(&name)
+                );
                 self.create_view(name.clone(), query, or_replace, if_not_exists)
                     .await?;
                 self.catalog_log.declared(&name, sql);
@@ -465,21 +468,5 @@ impl Engine {
         for c in self.consumers.lock().expect("consumers lock").drain(..) {
             c.stop();
         }
-    }
-}
-
-/// `name` as an SQL identifier: bare when it reads back the same, else quoted.
-fn quote_ident(name: &str) -> String {
-    let bare = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if bare {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
     }
 }

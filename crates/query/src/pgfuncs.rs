@@ -282,7 +282,9 @@ fn format_one<'a>(fmt: &str, arg: impl Fn(usize) -> Option<&'a str>) -> String {
     out
 }
 
-fn quote_ident(s: &str) -> String {
+/// `s` as an SQL identifier: bare when it reads back the same, else quoted
+/// (PostgreSQL's `quote_ident`).
+pub(crate) fn quote_ident(s: &str) -> String {
     let plain = s
         .chars()
         .next()

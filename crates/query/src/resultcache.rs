@@ -37,37 +37,12 @@ pub fn dependencies(engine: &Engine, plan: &LogicalPlan) -> Option<Vec<String>> 
     let mut ok = true;
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
-            let name = scan.table_name.table();
-            let schema_ok = scan.table_name.schema().is_none_or(|s| s == "public");
-            if !schema_ok {
-                ok = false;
-            } else if let Some(s) = engine.source(name) {
-                deps.push(s.spec.name.clone());
-            } else if let Some(v) = engine.view(name) {
-                deps.push(v.decomposition.source.clone());
-            } else if engine.plain_view(name).is_some() {
-                // What a plain view reads is decided when it is expanded: depend
-                // on every source.
-                deps.extend(engine.sources().iter().map(|s| s.spec.name.clone()));
-            } else {
-                ok = false;
-            }
+            ok &= table_dependencies(engine, &scan.table_name, &mut deps);
         }
-        let _ = node.apply_expressions(|e| {
-            let _ = e.apply(|x| {
-                if let Expr::ScalarFunction(f) = x
-                    && f.func.signature().volatility != Volatility::Immutable
-                {
-                    ok = false;
-                }
-                Ok(if ok {
-                    TreeNodeRecursion::Continue
-                } else {
-                    TreeNodeRecursion::Stop
-                })
-            });
-            Ok(TreeNodeRecursion::Continue)
-        });
+        ok &= node
+            .expressions()
+            .iter()
+            .all(|e| !e.exists(|x| Ok(changes_between_runs(x))).unwrap_or(true));
         Ok(if ok {
             TreeNodeRecursion::Continue
         } else {
@@ -77,6 +52,36 @@ pub fn dependencies(engine: &Engine, plan: &LogicalPlan) -> Option<Vec<String>> 
     deps.sort();
     deps.dedup();
     (ok && !deps.is_empty()).then_some(deps)
+}
+
+/// Adds the sources `table` reads to `deps`; false for tables that are not
+/// sources or views (catalogs and system tables change without new events).
+fn table_dependencies(
+    engine: &Engine,
+    table: &datafusion::common::TableReference,
+    deps: &mut Vec<String>,
+) -> bool {
+    if table.schema().is_some_and(|s| s != "public") {
+        return false;
+    }
+    let name = table.table();
+    if let Some(s) = engine.source(name) {
+        deps.push(s.spec.name.clone());
+    } else if let Some(v) = engine.view(name) {
+        deps.push(v.decomposition.source.clone());
+    } else if engine.plain_view(name).is_some() {
+        // What a plain view reads is decided when it is expanded: depend on
+        // every source.
+        deps.extend(engine.sources().iter().map(|s| s.spec.name.clone()));
+    } else {
+        return false;
+    }
+    true
+}
+
+/// A call whose value can differ between two runs over the same events.
+fn changes_between_runs(e: &Expr) -> bool {
+    matches!(e, Expr::ScalarFunction(f) if f.func.signature().volatility != Volatility::Immutable)
 }
 
 /// The version of one entry of a statement's versions now.

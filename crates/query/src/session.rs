@@ -170,10 +170,7 @@ impl Session {
     pub async fn execute_all(&self, sql: &str) -> Vec<Result<Outcome>> {
         // A cached answer costs no parsing or planning.
         let key = self.cache_key(crate::resultcache::simple_text(sql), &[]);
-        if let Some(hit) = key
-            .as_ref()
-            .and_then(|k| crate::resultcache::lookup(&self.engine, &self.vars, k))
-        {
+        if let Some(hit) = self.cached(key.as_ref()) {
             return vec![Ok(hit)];
         }
         let stmts = match self.prepare_all(sql).await {
@@ -208,14 +205,15 @@ impl Session {
             Prepared::Query { sql, .. } => self.cache_key(sql.clone(), &params),
             _ => None,
         };
-        if let Some(hit) = key
-            .as_ref()
-            .and_then(|k| crate::resultcache::lookup(&self.engine, &self.vars, k))
-        {
+        if let Some(hit) = self.cached(key.as_ref()) {
             return Ok(hit);
         }
         let fresh = self.replan(p).await?;
         self.execute_keyed(&fresh, params, key).await
+    }
+
+    fn cached(&self, key: Option<&lambdadb_cache::CacheKey>) -> Option<Outcome> {
+        crate::resultcache::lookup(&self.engine, &self.vars, key?)
     }
 
     fn cache_key(

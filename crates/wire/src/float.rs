@@ -13,65 +13,46 @@ use postgres_types::{IsNull, ToSql, Type, to_sql_checked};
 
 type BoxError = Box<dyn Error + Sync + Send>;
 
-#[derive(Debug, Clone, Copy)]
-pub struct Float8(pub f64);
+/// A float wrapper whose text form is PostgreSQL's; `fixed_below` is the
+/// first decimal exponent printed in exponential notation (15 for float8, 6 for
+/// float4). The binary form is the float's own.
+macro_rules! pg_float {
+    ($name:ident, $float:ty, $pg:ident, $fixed_below:expr) => {
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name(pub $float);
 
-#[derive(Debug, Clone, Copy)]
-pub struct Float4(pub f32);
-
-impl ToSqlText for Float8 {
-    fn to_sql_text(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-        f: &FormatOptions,
-    ) -> Result<IsNull, BoxError> {
-        if f.extra_float_digits < 1 || !self.0.is_finite() || self.0 == 0.0 {
-            return self.0.to_sql_text(ty, out, f);
+        impl ToSqlText for $name {
+            fn to_sql_text(
+                &self,
+                ty: &Type,
+                out: &mut BytesMut,
+                f: &FormatOptions,
+            ) -> Result<IsNull, BoxError> {
+                if f.extra_float_digits < 1 || !self.0.is_finite() || self.0 == 0.0 {
+                    return self.0.to_sql_text(ty, out, f);
+                }
+                let digits = ryu::Buffer::new().format_finite(self.0).to_owned();
+                out.put_slice(shortest(&digits, $fixed_below).as_bytes());
+                Ok(IsNull::No)
+            }
         }
-        out.put_slice(shortest(ryu::Buffer::new().format_finite(self.0), 15).as_bytes());
-        Ok(IsNull::No)
-    }
-}
 
-impl ToSqlText for Float4 {
-    fn to_sql_text(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-        f: &FormatOptions,
-    ) -> Result<IsNull, BoxError> {
-        if f.extra_float_digits < 1 || !self.0.is_finite() || self.0 == 0.0 {
-            return self.0.to_sql_text(ty, out, f);
+        impl ToSql for $name {
+            fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+                self.0.to_sql(ty, out)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                *ty == Type::$pg
+            }
+
+            to_sql_checked!();
         }
-        out.put_slice(shortest(ryu::Buffer::new().format_finite(self.0), 6).as_bytes());
-        Ok(IsNull::No)
-    }
+    };
 }
 
-impl ToSql for Float8 {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        self.0.to_sql(ty, out)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::FLOAT8
-    }
-
-    to_sql_checked!();
-}
-
-impl ToSql for Float4 {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        self.0.to_sql(ty, out)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::FLOAT4
-    }
-
-    to_sql_checked!();
-}
+pg_float!(Float8, f64, FLOAT8, 15);
+pg_float!(Float4, f32, FLOAT4, 6);
 
 /// Rewrites ryu's shortest digits (`5.0`, `1e20`, `1.5e-7`, `0.0001`) in
 /// PostgreSQL's layout; `fixed_below` is the first decimal exponent printed in
