@@ -20,6 +20,9 @@ use crate::source::SourceState;
 use crate::tables::SnapshotTable;
 use crate::viewspeed::{COMPACT_AT, ViewInput};
 
+/// Batch versions up to this size are kept in memory (see `batch_table`).
+const IN_MEMORY_LIMIT: u64 = 256 << 20;
+
 pub struct ViewState {
     pub name: String,
     /// The SELECT text after `AS`, as parsed and printed back.
@@ -39,6 +42,8 @@ pub struct ViewState {
     /// query still reading an old version's file never sees it replaced.
     last_version: AtomicU64,
     refresh_lock: tokio::sync::Mutex<()>,
+    /// The served version's partial rows, read from its file once.
+    loaded: std::sync::Mutex<Option<(u64, Arc<dyn TableProvider>)>>,
     /// Speed-layer work, for `lambdadb.views` and the benchmark.
     pub fold_stats: FoldStats,
     /// The context folds run in, kept (used under the source's fold lock only):
@@ -105,6 +110,7 @@ impl ViewState {
             store,
             last_version: AtomicU64::new(last_version),
             refresh_lock: tokio::sync::Mutex::new(()),
+            loaded: std::sync::Mutex::new(None),
             fold_stats: FoldStats::default(),
             fold_ctx: crate::pgtyping::context(config.clone(), None),
             config,
@@ -126,14 +132,48 @@ impl ViewState {
     }
 
     /// The batch part: the version's partial rows, or nothing before the first run.
+    /// A version's rows are read from its file once and kept in memory (they are
+    /// one row per group); a version larger than `IN_MEMORY_LIMIT` is scanned
+    /// from its file at each query instead.
     pub fn batch_table(&self, version: Option<&ViewVersion>) -> Result<Arc<dyn TableProvider>> {
-        Ok(match version {
-            Some(v) => files_table(self.partial_schema.clone(), &[self.store.file_path(v)])?,
-            None => Arc::new(MemTable::try_new(
+        let Some(v) = version else {
+            return Ok(Arc::new(MemTable::try_new(
                 self.partial_schema.clone(),
                 vec![vec![]],
-            )?),
-        })
+            )?));
+        };
+        let mut loaded = self.loaded.lock().expect("loaded lock");
+        if let Some((n, table)) = loaded.as_ref()
+            && *n == v.version
+        {
+            return Ok(table.clone());
+        }
+        let path = self.store.file_path(v);
+        let size = std::fs::metadata(&path)
+            .map(|m| m.len())
+            .unwrap_or(u64::MAX);
+        if size > IN_MEMORY_LIMIT {
+            return Ok(files_table(self.partial_schema.clone(), &[path])?);
+        }
+        let file = std::fs::File::open(&path)
+            .map_err(|e| QueryError::Io(format!("cannot read {}: {e}", path.display())))?;
+        let batches =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                file,
+            )
+            .and_then(|b| b.build())
+            .map_err(|e| QueryError::Io(format!("cannot read {}: {e}", path.display())))?
+            .map(|b| {
+                b.map_err(|e| QueryError::Io(e.to_string()))
+                    .and_then(|b| conform(&b, &self.partial_schema))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let table: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(
+            self.partial_schema.clone(),
+            vec![batches],
+        )?);
+        *loaded = Some((v.version, table.clone()));
+        Ok(table)
     }
 
     /// The folded speed part as a table.
