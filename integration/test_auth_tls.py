@@ -127,6 +127,7 @@ def test_roles(broker, make_server, tmp_path):
                     "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/'",
                     "create unbounded external table y (a int) stored as csv location '/tmp/'",
                     "INSERT INTO events (user_id) VALUES (1)",
+                    "COPY events FROM '/etc/hostname.parquet' (FORMAT parquet)",
                     "DELETE FROM events",
                     "CREATE TABLE t AS SELECT 1 AS a",
                     "CREATE VIEW v AS SELECT 1 AS a",

@@ -78,6 +78,11 @@ impl Archiver {
         &self.dir
     }
 
+    /// The physical schema files are written in.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
     /// Writes one file per input that has rows, then commits a manifest that lists
     /// them and advances the watermark (also for inputs that were all rejected).
     /// Returns the committed manifest; on error nothing is recorded.
@@ -119,10 +124,8 @@ impl Archiver {
         }
         let tmp = tmp_path(path);
         let file = File::create(&tmp).map_err(io_err(&tmp))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-            .build();
-        let mut writer = ArrowWriter::try_new(file, self.schema.clone(), Some(props))?;
+        let mut writer =
+            ArrowWriter::try_new(file, self.schema.clone(), Some(writer_properties()?))?;
         for b in batches {
             writer.write(b)?;
         }
@@ -133,6 +136,14 @@ impl Archiver {
         publish(&tmp, path)?;
         Ok(bytes)
     }
+}
+
+/// How every master-dataset file is written: zstd level 1 decompresses about as
+/// fast as snappy and stores the repetitive event columns smaller.
+pub(crate) fn writer_properties() -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .build())
 }
 
 #[cfg(test)]

@@ -9,11 +9,13 @@
 pub mod archive;
 pub mod durable;
 pub mod files;
+pub mod import;
 pub mod manifest;
 pub mod view;
 
 pub use archive::{ArchiveInput, Archiver};
 pub use files::files_table;
+pub use import::{IMPORT_PARTITION, ImportSummary, import_paths};
 pub use manifest::{ArchiveFile, Manifest};
 pub use view::{ViewRun, ViewStore, ViewVersion};
 
@@ -30,6 +32,9 @@ pub enum BatchError {
         path: std::path::PathBuf,
         message: String,
     },
+    /// A file to import does not fit the table.
+    #[error("{0}")]
+    Import(String),
     #[error(transparent)]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error(transparent)]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use lambdadb_common::SourceSpec;
 use sqlparser::ast::{
-    ColumnOption, CreateTable, CreateTableOptions, Expr, ObjectType, SqlOption, Statement, Value,
+    ColumnOption, CopyOption, CopySource, CopyTarget, CreateTable, CreateTableOptions, Expr,
+    ObjectType, SqlOption, Statement, Value,
 };
 
 use crate::error::{QueryError, Result};
@@ -31,6 +32,12 @@ pub enum CatalogStatement {
         names: Vec<String>,
         if_exists: bool,
     },
+    /// `COPY table FROM '/server/path' (FORMAT parquet)`: historical files into
+    /// the master dataset.
+    Import {
+        table: String,
+        path: String,
+    },
 }
 
 impl CatalogStatement {
@@ -43,6 +50,7 @@ impl CatalogStatement {
             CatalogStatement::DropViews { names, .. } => {
                 format!("DROP MATERIALIZED VIEW {}", names.join(", "))
             }
+            CatalogStatement::Import { table, .. } => format!("COPY {table} FROM a file"),
         }
     }
 }
@@ -107,8 +115,59 @@ pub fn classify(stmt: &Statement) -> Option<Result<CatalogStatement>> {
             names: names.iter().map(|n| object_name(&n.to_string())).collect(),
             if_exists: *if_exists,
         })),
+        Statement::Copy {
+            source:
+                CopySource::Table {
+                    table_name,
+                    columns,
+                },
+            to: false,
+            target: CopyTarget::File { filename },
+            options,
+            legacy_options,
+            ..
+        } => Some(import_statement(
+            table_name,
+            columns,
+            filename,
+            options,
+            legacy_options,
+        )),
         _ => None,
     }
+}
+
+/// Server-side `COPY ... FROM 'file'` imports Parquet only: rows in other formats
+/// belong on the topic, where the log keeps them.
+fn import_statement(
+    table_name: &sqlparser::ast::ObjectName,
+    columns: &[sqlparser::ast::Ident],
+    filename: &str,
+    options: &[CopyOption],
+    legacy_options: &[sqlparser::ast::CopyLegacyOption],
+) -> Result<CatalogStatement> {
+    let parquet = options
+        .iter()
+        .any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("parquet")));
+    if !parquet || options.len() != 1 || !legacy_options.is_empty() {
+        return Err(QueryError::FeatureNotSupported(
+            "COPY FROM a server file imports Parquet only: COPY t FROM '/path/file.parquet' (FORMAT parquet); other rows go to the table's topic (INSERT, or lambdadb produce)".into(),
+        ));
+    }
+    if !columns.is_empty() {
+        return Err(QueryError::FeatureNotSupported(
+            "COPY FROM a Parquet file takes no column list: columns are matched by name".into(),
+        ));
+    }
+    if !std::path::Path::new(filename).is_absolute() {
+        return Err(QueryError::InvalidParameter(format!(
+            "relative path not allowed for COPY FROM a file: \"{filename}\"; give the server-side absolute path"
+        )));
+    }
+    Ok(CatalogStatement::Import {
+        table: object_name(&table_name.to_string()),
+        path: filename.to_string(),
+    })
 }
 
 fn source_spec(ct: &CreateTable, definition: String) -> Result<SourceSpec> {
@@ -206,7 +265,12 @@ pub fn sql_type(name: &str) -> Result<DataType> {
         "SMALLINT" | "INT2" => DataType::Int16,
         "DOUBLE PRECISION" | "FLOAT8" | "DOUBLE" | "FLOAT" => DataType::Float64,
         "REAL" | "FLOAT4" => DataType::Float32,
-        "TEXT" | "VARCHAR" | "CHARACTER VARYING" | "STRING" => DataType::Utf8,
+        // CHAR(n) is stored as text: no blank padding (PostgreSQL strips it in
+        // comparisons anyway), which is what TPC-H style schemas rely on.
+        "TEXT" | "VARCHAR" | "CHARACTER VARYING" | "STRING" | "CHAR" | "CHARACTER" | "BPCHAR" => {
+            DataType::Utf8
+        }
+        "NUMERIC" | "DECIMAL" => numeric_type(&n)?,
         "BOOLEAN" | "BOOL" => DataType::Boolean,
         "DATE" => DataType::Date32,
         "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => {
@@ -217,10 +281,38 @@ pub fn sql_type(name: &str) -> Result<DataType> {
         }
         _ => {
             return Err(QueryError::FeatureNotSupported(format!(
-                "type {name} is not supported for source columns; use BIGINT, INTEGER, SMALLINT, DOUBLE PRECISION, REAL, TEXT, BOOLEAN, DATE, TIMESTAMP or TIMESTAMPTZ"
+                "type {name} is not supported for source columns; use BIGINT, INTEGER, SMALLINT, NUMERIC(p,s), DOUBLE PRECISION, REAL, TEXT, BOOLEAN, DATE, TIMESTAMP or TIMESTAMPTZ"
             )));
         }
     })
+}
+
+/// `NUMERIC(p, s)` with 1 <= p <= 38, 0 <= s <= p, stored as a 128-bit decimal.
+/// Unconstrained `NUMERIC` is refused rather than guessed: its arbitrary precision
+/// has no fixed-width column type.
+fn numeric_type(name: &str) -> Result<DataType> {
+    let args: Vec<&str> = name
+        .split_once('(')
+        .map(|(_, rest)| {
+            rest.trim_end_matches(')')
+                .split(',')
+                .map(str::trim)
+                .collect()
+        })
+        .unwrap_or_default();
+    let parsed: Option<(u8, i8)> = match args.as_slice() {
+        [p] => p.parse().ok().map(|p| (p, 0)),
+        [p, s] => p.parse().ok().zip(s.parse().ok()),
+        _ => None,
+    };
+    match parsed {
+        Some((p, s)) if (1..=38).contains(&p) && s >= 0 && s as u8 <= p => {
+            Ok(DataType::Decimal128(p, s))
+        }
+        _ => Err(QueryError::FeatureNotSupported(format!(
+            "type {name} is not supported for source columns; give NUMERIC a precision of 1 to 38 and a scale, e.g. NUMERIC(15,2), or use DOUBLE PRECISION"
+        ))),
+    }
 }
 
 /// Unquoted identifiers fold to lower case, as in PostgreSQL.
@@ -263,6 +355,46 @@ mod tests {
         assert!(!spec.schema.field(0).is_nullable());
         assert!(spec.schema.field(2).is_nullable());
         assert_eq!(spec.schema.field(3).data_type(), &DataType::Float64);
+    }
+
+    #[test]
+    fn numeric_and_char_columns() {
+        assert_eq!(
+            sql_type("NUMERIC(15,2)").unwrap(),
+            DataType::Decimal128(15, 2)
+        );
+        assert_eq!(
+            sql_type("decimal(10)").unwrap(),
+            DataType::Decimal128(10, 0)
+        );
+        assert_eq!(sql_type("CHAR(25)").unwrap(), DataType::Utf8);
+        for bad in ["NUMERIC", "NUMERIC(39,2)", "NUMERIC(5,6)"] {
+            let e = sql_type(bad).unwrap_err().to_string();
+            assert!(e.contains("NUMERIC(15,2)"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn copy_from_file_is_a_parquet_import() {
+        let stmt = parse("COPY lineitem FROM '/data/lineitem.parquet' (FORMAT parquet)");
+        let Some(Ok(CatalogStatement::Import { table, path })) = classify(&stmt) else {
+            panic!("not an import")
+        };
+        assert_eq!(
+            (table.as_str(), path.as_str()),
+            ("lineitem", "/data/lineitem.parquet")
+        );
+        let csv = parse("COPY t FROM '/data/t.csv' (FORMAT csv)");
+        assert!(matches!(
+            classify(&csv),
+            Some(Err(QueryError::FeatureNotSupported(_)))
+        ));
+        let rel = parse("COPY t FROM 'x.parquet' (FORMAT parquet)");
+        assert!(matches!(
+            classify(&rel),
+            Some(Err(QueryError::InvalidParameter(_)))
+        ));
+        assert!(classify(&parse("COPY t TO STDOUT")).is_none());
     }
 
     #[test]

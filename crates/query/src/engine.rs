@@ -9,7 +9,7 @@ use std::time::Duration;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
-use lambdadb_batch::ViewVersion;
+use lambdadb_batch::{ImportSummary, ViewVersion};
 use lambdadb_common::{Config, SourceSpec};
 use lambdadb_speed::{ConsumerHandle, ConsumerSettings, JsonDecoder, spawn_consumer};
 use tracing::{error, info};
@@ -236,6 +236,10 @@ impl Engine {
                 self.refresh(&name).await?;
                 Ok("REFRESH MATERIALIZED VIEW".into())
             }
+            CatalogStatement::Import { table, path } => {
+                let summary = self.import(&table, Path::new(&path)).await?;
+                Ok(format!("COPY {}", summary.rows))
+            }
             CatalogStatement::DropViews { names, if_exists } => {
                 self.drop_views(&names, if_exists)?;
                 for n in &names {
@@ -380,6 +384,35 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Imports the Parquet file (or directory of files) at `path` into `table`'s
+    /// master dataset, then recomputes the table's views so that they include the
+    /// imported rows when the statement returns.
+    pub async fn import(&self, table: &str, path: &Path) -> Result<ImportSummary> {
+        let source = self.source(table).ok_or_else(|| {
+            if self.view(table).is_some() {
+                QueryError::WrongObjectType(format!(
+                    "cannot copy to materialized view \"{table}\"; import into its source table"
+                ))
+            } else {
+                QueryError::UndefinedTable(format!("relation \"{table}\" does not exist"))
+            }
+        })?;
+        let summary = source.import(lambdadb_batch::import_paths(path)?).await?;
+        self.catalog_changed();
+        info!(
+            table,
+            files = summary.files,
+            rows = summary.rows,
+            "import committed"
+        );
+        for v in self.views() {
+            if Arc::ptr_eq(&v.source, &source) {
+                v.refresh().await?;
+            }
+        }
+        Ok(summary)
     }
 
     pub async fn refresh(&self, name: &str) -> Result<Arc<ViewVersion>> {

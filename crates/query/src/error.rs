@@ -86,6 +86,7 @@ impl From<lambdadb_batch::BatchError> for QueryError {
     fn from(e: lambdadb_batch::BatchError) -> Self {
         match e {
             lambdadb_batch::BatchError::DataFusion(d) => classify(&d),
+            lambdadb_batch::BatchError::Import(m) => QueryError::DataException(m),
             other => QueryError::Io(other.to_string()),
         }
     }

@@ -321,6 +321,23 @@ impl SourceState {
         Ok(next)
     }
 
+    /// Imports Parquet files into the master dataset (see `lambdadb_batch::import`).
+    /// Runs under the archive lock: the two are the only writers of the manifest.
+    pub async fn import(
+        self: &Arc<Self>,
+        paths: Vec<PathBuf>,
+    ) -> Result<lambdadb_batch::ImportSummary> {
+        let _one_at_a_time = self.archive_lock.lock().await;
+        let manifest = self.manifest();
+        let archiver = self.archiver.clone();
+        let (next, summary) =
+            tokio::task::spawn_blocking(move || archiver.import(&manifest, &paths))
+                .await
+                .map_err(|e| crate::error::QueryError::Internal(e.to_string()))??;
+        self.inner.write().expect("source lock").manifest = Arc::new(next);
+        Ok(summary)
+    }
+
     pub fn rejected_messages(&self) -> Vec<RejectedMessage> {
         self.rejected
             .lock()

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
+    Int16Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -52,6 +52,8 @@ enum Cell {
     Text(String),
     /// Microseconds since the epoch (timestamps) or days (dates).
     Time(i64),
+    /// A decimal's unscaled value at the column's scale.
+    Decimal(i128),
 }
 
 impl JsonDecoder {
@@ -149,6 +151,7 @@ fn supported(t: &DataType) -> bool {
             | DataType::Float64
             | DataType::Utf8
             | DataType::Date32
+            | DataType::Decimal128(..)
             | DataType::Timestamp(TimeUnit::Microsecond, _)
     )
 }
@@ -176,6 +179,22 @@ fn convert(v: &Value, t: &DataType) -> Result<Cell, String> {
             let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
                 .map_err(|e| format!("'{s}' is not a date (YYYY-MM-DD): {e}"))?;
             Cell::Time(d.signed_duration_since(NaiveDate::default()).num_days())
+        }
+        // A JSON number or a string of digits: money often travels as a string so
+        // that no float rounding touches it. Too many fractional digits round, as
+        // in PostgreSQL; too many integer digits are refused.
+        DataType::Decimal128(p, sc) => {
+            let text = match v {
+                Value::Number(n) => n.to_string(),
+                Value::String(s) => s.clone(),
+                _ => return Err(wrong()),
+            };
+            Cell::Decimal(
+                arrow::compute::kernels::cast_utils::parse_decimal::<
+                    arrow::datatypes::Decimal128Type,
+                >(text.trim(), *p, *sc)
+                .map_err(|e| format!("'{text}' is not a numeric({p},{sc}): {e}"))?,
+            )
         }
         DataType::Timestamp(_, _) => Cell::Time(timestamp_micros(v).ok_or_else(|| {
             format!(
@@ -218,6 +237,7 @@ fn type_word(t: &DataType) -> &'static str {
         DataType::Float32 | DataType::Float64 => "a number",
         DataType::Utf8 => "a string",
         DataType::Date32 => "a date string",
+        DataType::Decimal128(..) => "a numeric (number or string)",
         _ => "a timestamp",
     }
 }
@@ -246,6 +266,7 @@ enum ColumnBuilder {
     Text(StringBuilder),
     Date(Date32Builder),
     Ts(TimestampMicrosecondBuilder, Option<Arc<str>>),
+    Dec(Decimal128Builder, u8, i8),
 }
 
 impl ColumnBuilder {
@@ -262,6 +283,7 @@ impl ColumnBuilder {
             DataType::Timestamp(_, tz) => {
                 Self::Ts(TimestampMicrosecondBuilder::with_capacity(n), tz.clone())
             }
+            DataType::Decimal128(p, s) => Self::Dec(Decimal128Builder::with_capacity(n), *p, *s),
             other => unreachable!("checked by JsonDecoder::try_new: {other}"),
         }
     }
@@ -277,6 +299,7 @@ impl ColumnBuilder {
             (Self::Text(b), Cell::Text(v)) => b.append_value(v),
             (Self::Date(b), Cell::Time(v)) => b.append_value(v as i32),
             (Self::Ts(b, _), Cell::Time(v)) => b.append_value(v),
+            (Self::Dec(b, ..), Cell::Decimal(v)) => b.append_value(v),
             (b, _) => b.append_null(),
         }
     }
@@ -292,6 +315,7 @@ impl ColumnBuilder {
             Self::Text(b) => b.append_null(),
             Self::Date(b) => b.append_null(),
             Self::Ts(b, _) => b.append_null(),
+            Self::Dec(b, ..) => b.append_null(),
         }
     }
 
@@ -306,6 +330,11 @@ impl ColumnBuilder {
             Self::Text(mut b) => Arc::new(b.finish()),
             Self::Date(mut b) => Arc::new(b.finish()),
             Self::Ts(mut b, tz) => Arc::new(b.finish().with_timezone_opt(tz)),
+            Self::Dec(mut b, p, s) => Arc::new(
+                b.finish()
+                    .with_precision_and_scale(p, s)
+                    .expect("precision and scale checked at CREATE TABLE"),
+            ),
         }
     }
 }
@@ -381,5 +410,24 @@ mod tests {
         let off = batch.column(5).as_primitive::<Int64Type>();
         assert_eq!((off.value(0), off.value(1)), (10, 12));
         assert_eq!(batch.schema().field(4).name(), "_partition");
+    }
+
+    #[test]
+    fn decimals_from_numbers_and_strings() {
+        let schema = Schema::new(vec![Field::new("price", DataType::Decimal128(15, 2), true)]);
+        let d = JsonDecoder::try_new(Arc::new(schema)).unwrap();
+        let (batch, rejected) = d.decode(&[
+            msg(0, r#"{"price":12.5}"#),
+            msg(1, r#"{"price":"901.99"}"#),
+            msg(2, r#"{"price":"abc"}"#),
+            msg(3, r#"{"price":1e20}"#),
+        ]);
+        let col = batch
+            .column(0)
+            .as_primitive::<arrow::datatypes::Decimal128Type>();
+        assert_eq!(col.values(), &[1250, 90199]);
+        assert_eq!(col.precision(), 15);
+        let offsets: Vec<i64> = rejected.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![2, 3], "{rejected:?}");
     }
 }
