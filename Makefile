@@ -6,7 +6,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BIN := $(TARGET_DIR)/debug/lambdadb
 DEMO_DATA := $(CURDIR)/target/demo-data
 
-.PHONY: run test build unit integration fmt clippy setup-build setup-test
+.PHONY: run test build unit integration bench fmt clippy setup-build setup-test
 
 ## Build and start the server with the embedded broker and the demo clickstream.
 run: setup-build build
@@ -14,6 +14,12 @@ run: setup-build build
 
 ## Everything: unit tests, then integration tests against a real broker and clients.
 test: setup-test build unit integration
+
+## The benchmark suite against DuckDB, DataFusion and PostgreSQL (release build):
+## writes bench/RESULTS.md and bench/charts/, prints the summary table last.
+bench: setup-test
+	$(CARGO) build --release -p lambdadb
+	.venv/bin/python bench/run.py --bin $(TARGET_DIR)/release/lambdadb
 
 setup-build:
 	bash integration/setup.sh build

@@ -27,7 +27,8 @@ def _as_postgres_user():
 
 
 class Postgres:
-    def __init__(self):
+    def __init__(self, extra_opts=""):
+        self.extra_opts = extra_opts
         # Its own directory under /tmp: pytest's temporary directories are private
         # to root, and the server runs as `postgres`.
         self.dir = Path(tempfile.mkdtemp(prefix="lambdadb-pg-"))
@@ -49,7 +50,7 @@ class Postgres:
                        check=True, capture_output=True, text=True)
         # Same session defaults lambdadb reports: UTC, ISO dates.
         opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.sock} "
-                "-c timezone=UTC -c fsync=off -c full_page_writes=off")
+                "-c timezone=UTC -c fsync=off -c full_page_writes=off " + self.extra_opts)
         subprocess.run(run + [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
                               "-o", opts, "-w", "start"], check=True, capture_output=True, text=True)
         self.started = True

