@@ -20,6 +20,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use lambdadb_common::{PartitionId, physical_schema};
 use serde_json::Value;
 
+use crate::object::{ObjectError, read_object};
+
 /// One consumed Kafka message.
 #[derive(Debug, Clone)]
 pub struct RawMessage {
@@ -42,6 +44,8 @@ pub struct Rejection {
 pub struct JsonDecoder {
     declared: SchemaRef,
     physical: SchemaRef,
+    /// The declared column names, matched against each message's keys.
+    names: Vec<String>,
 }
 
 enum Cell {
@@ -61,7 +65,7 @@ impl JsonDecoder {
         for f in declared.fields() {
             if !supported(f.data_type()) {
                 return Err(format!(
-                    "column {} has type {}, which JSON sources do not support yet; use BIGINT, INTEGER, SMALLINT, DOUBLE PRECISION, REAL, BOOLEAN, TEXT, DATE, TIMESTAMP or TIMESTAMPTZ",
+                    "column {} has type {}, which JSON sources do not support yet; use BIGINT, INTEGER, SMALLINT, NUMERIC(p,s), DOUBLE PRECISION, REAL, BOOLEAN, TEXT, DATE, TIMESTAMP or TIMESTAMPTZ",
                     f.name(),
                     f.data_type()
                 ));
@@ -69,6 +73,7 @@ impl JsonDecoder {
         }
         Ok(Self {
             physical: physical_schema(&declared),
+            names: declared.fields().iter().map(|f| f.name().clone()).collect(),
             declared,
         })
     }
@@ -89,9 +94,10 @@ impl JsonDecoder {
         let mut offsets = Int64Builder::with_capacity(messages.len());
         let mut rejected = Vec::new();
         let mut row: Vec<Cell> = Vec::with_capacity(fields.len());
+        let mut slots: Vec<Option<Value>> = vec![None; fields.len()];
         for m in messages {
             row.clear();
-            match self.decode_row(m, &mut row) {
+            match self.decode_row(m, &mut slots, &mut row) {
                 Ok(()) => {
                     for (b, c) in columns.iter_mut().zip(row.drain(..)) {
                         b.append(c);
@@ -114,15 +120,19 @@ impl JsonDecoder {
         (batch, rejected)
     }
 
-    fn decode_row(&self, m: &RawMessage, row: &mut Vec<Cell>) -> Result<(), String> {
+    fn decode_row(
+        &self,
+        m: &RawMessage,
+        slots: &mut [Option<Value>],
+        row: &mut Vec<Cell>,
+    ) -> Result<(), String> {
         let payload = m.payload.as_deref().ok_or("message has no value")?;
-        let value: Value =
-            serde_json::from_slice(payload).map_err(|e| format!("not valid JSON: {e}"))?;
-        let Value::Object(obj) = value else {
-            return Err("JSON value is not an object".into());
-        };
-        for f in self.declared.fields() {
-            let cell = match obj.get(f.name()) {
+        read_object(payload, &self.names, slots).map_err(|e| match e {
+            ObjectError::NotObject => "JSON value is not an object".to_string(),
+            ObjectError::Syntax(e) => format!("not valid JSON: {e}"),
+        })?;
+        for (f, slot) in self.declared.fields().iter().zip(slots.iter_mut()) {
+            let cell = match slot.take() {
                 None | Some(Value::Null) => Cell::Null,
                 Some(v) => {
                     convert(v, f.data_type()).map_err(|e| format!("field \"{}\": {e}", f.name()))?
@@ -156,7 +166,16 @@ fn supported(t: &DataType) -> bool {
     )
 }
 
-fn convert(v: &Value, t: &DataType) -> Result<Cell, String> {
+/// Moves a string value into its cell (no copy); everything else converts by
+/// reference.
+fn convert(v: Value, t: &DataType) -> Result<Cell, String> {
+    match (t, v) {
+        (DataType::Utf8, Value::String(s)) => Ok(Cell::Text(s)),
+        (t, v) => convert_ref(&v, t),
+    }
+}
+
+fn convert_ref(v: &Value, t: &DataType) -> Result<Cell, String> {
     let wrong = || format!("expected {}, found {}", type_word(t), json_kind(v));
     Ok(match t {
         DataType::Boolean => Cell::Bool(v.as_bool().ok_or_else(wrong)?),

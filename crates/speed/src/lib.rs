@@ -7,6 +7,7 @@
 
 pub mod consumer;
 pub mod decode;
+mod object;
 pub mod table;
 
 pub use consumer::{BatchSink, ConsumerHandle, ConsumerSettings, spawn_consumer};
