@@ -77,6 +77,7 @@ def clickstream(root, binary, events):
     t = time.time()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     cols = ", ".join(f"'{k}': '{v}'" for k, v in EVENT_COLUMNS.items())
     con.execute(f"CREATE TABLE e AS SELECT * FROM read_json('{paths['jsonl']}', "
                 f"format = 'newline_delimited', columns = {{{cols}}})")

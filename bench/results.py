@@ -149,7 +149,8 @@ def write_results(res, out):
         "",
         f"A backlog of {ing['events']:,} JSON events (produced first, at {ing['producer_rate']:,.0f}/s by "
         f"`lambdadb produce`) consumed by a newly declared table with one materialized view, while one "
-        f"client ran {ing['queries']} queries against them: {ing['rate']:,.0f} events/s sustained "
+        f"client sent 10 queries a second to them ({ing['queries']} in all: a full-table aggregate and a "
+        f"view query, alternating): {ing['rate']:,.0f} events/s sustained "
         f"({ing['seconds']:.1f} s). Speed-layer memory: {ing['speed_bytes_per_event']:.0f} bytes per "
         f"event (`lambdadb.sources` speed_bytes / speed_rows at the peak of "
         f"{ing['peak_speed_rows']:,} rows); process RSS grew {ing['rss_growth_per_event']:.0f} bytes "

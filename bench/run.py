@@ -45,6 +45,8 @@ def parse_args():
     ap.add_argument("--ingest-events", type=int, default=3_000_000)
     ap.add_argument("--fresh-seconds", type=float, default=12)
     ap.add_argument("--rates", default="1000,10000,100000")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite RESULTS.md and the charts from OUT/results.json (e.g. after editing ANALYSIS.md)")
     a = ap.parse_args()
     if a.smoke:
         a.sf, a.events, a.runs, a.ingest_events, a.fresh_seconds = 0.01, 20_000, 1, 20_000, 4
@@ -101,8 +103,16 @@ def large_result(targets, runs):
     return out
 
 
+def report_only(out):
+    res = json.loads((out / "results.json").read_text())
+    res["freshness"] = {int(k): v for k, v in res["freshness"].items()}
+    print(write_results(res, out))
+
+
 def main():
     a = parse_args()
+    if a.report_only:
+        return report_only(Path(a.out))
     started = time.time()
     binary = Path(a.bin)
     if not binary.exists():

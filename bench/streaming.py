@@ -2,8 +2,9 @@
 
 Ingest: N events are produced to a topic first; then a source table is declared
 over it and lambdadb consumes the backlog (decode, speed layer, archive to
-Parquet) while a client queries the table and a view without pause. The rate is
-lambdadb's own, not the producer's.
+Parquet) while a client sends 10 queries a second to the table and its view (a
+dashboard of 10 panels on a 1-second refresh). The rate is lambdadb's own, not
+the producer's.
 
 Freshness: a load process produces events at a fixed rate; a probe produces one
 marker event at a time, takes the producer's acknowledgement time, then polls
@@ -56,10 +57,13 @@ def ingest(harness, broker, server, jsonl, events, partitions=3):
     def query_load():
         with server.connect() as c:
             c.execute("SET lambdadb.result_cache = off")
+            due = time.perf_counter()
             while not stop.is_set():
                 c.execute("SELECT event_type, count(*), sum(revenue) FROM ingest_events GROUP BY 1").fetchall()
                 c.execute("SELECT * FROM ingest_hourly ORDER BY hour DESC LIMIT 24").fetchall()
                 queries[0] += 2
+                due += 0.2
+                time.sleep(max(0.0, due - time.perf_counter()))
 
     t0 = time.time()
     _declare(server, "ingest_events", "ingest")

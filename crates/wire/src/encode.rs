@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Float32Array, Float64Array,
-    Int16Array, Int32Array, Int64Array, ListArray, StringArray,
+    Int16Array, Int32Array, Int64Array, ListArray, StringArray, StringViewArray,
 };
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{
@@ -64,6 +64,9 @@ enum Col {
     F32(Float32Array),
     F64(Float64Array),
     Text(StringArray),
+    /// Text kept as views (source tables scan strings as `Utf8View`): casting
+    /// them to `Utf8` copied every string once more before encoding.
+    TextView(StringViewArray),
     Bytes(BinaryArray),
     Date(Date32Array),
     /// Microseconds since the epoch; time-zone aware; sent as text; the
@@ -136,6 +139,9 @@ fn prepare(a: &ArrayRef, field: &FieldInfo, zone: Option<Tz>) -> PgWireResult<Co
                 unreachable!()
             };
             Col::List(list.as_list::<i32>().clone(), elem.clone())
+        }
+        _ if matches!(a.data_type(), DataType::Utf8View) => {
+            Col::TextView(a.as_string_view().clone())
         }
         _ => Col::Text(cast(a, &DataType::Utf8)?.as_string::<i32>().clone()),
     })
@@ -257,6 +263,7 @@ fn encode_cell<S: FieldSink>(enc: &mut S, c: &Col, r: usize) -> PgWireResult<()>
         Col::F32(a) => enc.put(&opt(a, r).then(|| Float4(a.value(r)))),
         Col::F64(a) => enc.put(&opt(a, r).then(|| Float8(a.value(r)))),
         Col::Text(a) => enc.put(&opt(a, r).then(|| a.value(r))),
+        Col::TextView(a) => enc.put(&opt(a, r).then(|| a.value(r))),
         Col::Bytes(a) => enc.put(&opt(a, r).then(|| a.value(r))),
         Col::Date(a) => {
             let d =
