@@ -31,22 +31,25 @@ def timed(engine, sql, runs):
 
 def run_suite(engines, queries, runs):
     """{engine name: {query name: figure}}; queries maps name -> sql or
-    name -> {engine name: sql} (engines without an entry skip the query)."""
-    out = {}
-    for e in engines:
-        res = {}
-        t = time.time()
-        for name, q in queries:
+    name -> {engine name: sql} (engines without an entry skip the query).
+    Engines take turns query by query, so that drift over the run (page cache,
+    background work, the machine's clock) falls on all of them alike."""
+    out = {e.name: {} for e in engines}
+    spent = {e.name: 0.0 for e in engines}
+    for name, q in queries:
+        for e in engines:
             sql = q.get(e.name) if isinstance(q, dict) else q
             if sql is None:
                 continue
+            t = time.time()
             try:
-                res[name] = timed(e, sql, runs)
+                out[e.name][name] = timed(e, sql, runs)
             except Exception as ex:  # a failing query is a result, not a crash
-                res[name] = {"error": str(ex).splitlines()[0][:200]}
-                log(f"{e.name} {name}: {res[name]['error']}")
-        out[e.name] = res
-        log(f"{e.name}: {len(res)} queries in {time.time() - t:.1f} s")
+                out[e.name][name] = {"error": str(ex).splitlines()[0][:200]}
+                log(f"{e.name} {name}: {out[e.name][name]['error']}")
+            spent[e.name] += time.time() - t
+    for e in engines:
+        log(f"{e.name}: {len(out[e.name])} queries in {spent[e.name]:.1f} s")
     return out
 
 

@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod catalog_log;
 pub mod copy;
+pub mod datetrunc;
 pub mod ddl;
 pub mod decompose;
 pub mod engine;

@@ -32,6 +32,10 @@ pub fn context(config: SessionConfig, runtime: Option<Arc<RuntimeEnv>>) -> Sessi
     ctx.register_udaf(AggregateUDF::new_from_impl(PgSum::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(PgDatePart::new(true)));
     ctx.register_udf(ScalarUDF::new_from_impl(PgDatePart::new(false)));
+    use datafusion::execution::FunctionRegistry as _;
+    if let Ok(inner) = ctx.udf("date_trunc") {
+        ctx.register_udf(crate::datetrunc::UtcDateTrunc::udf(inner));
+    }
     crate::sketches::register(&ctx);
     ctx
 }
