@@ -19,14 +19,15 @@ class Wire:
     """A PostgreSQL-protocol server through psycopg (text results, as BI tools
     fetch)."""
 
-    def __init__(self, name, dsn, setup=()):
+    def __init__(self, name, dsn, setup=(), binary=False):
         self.name = name
+        self.binary = binary
         self.conn = psycopg.connect(dsn, autocommit=True)
         for s in setup:
             self.conn.execute(s)
 
     def run(self, sql):
-        cur = self.conn.execute(sql)
+        cur = self.conn.cursor(binary=self.binary).execute(sql)
         return len(cur.fetchall()) if cur.description is not None else 0
 
     def close(self):

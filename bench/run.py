@@ -86,18 +86,13 @@ def versions(binary, pg):
 
 def large_result(targets, runs):
     """The 1M-row result to psycopg in binary and text: {engine: {format: fig}}."""
-    import psycopg
-
     out = {}
     for name, dsn, setup in targets:
         out[name] = {}
-        with psycopg.connect(dsn, autocommit=True) as c:
-            for s in setup:
-                c.execute(s)
-            for binary in (True, False):
-                eng = type("E", (), {})()
-                eng.run = lambda sql, b=binary: len(c.cursor(binary=b).execute(sql).fetchall())
-                out[name]["binary" if binary else "text"] = suites.timed(eng, suites.LARGE_RESULT, runs)
+        for binary in (True, False):
+            eng = engines.Wire(name, dsn, setup, binary=binary)
+            out[name]["binary" if binary else "text"] = suites.timed(eng, suites.LARGE_RESULT, runs)
+            eng.close()
         log(f"{name}: 1M-row result binary {out[name]['binary']['median']:.2f} s, "
             f"text {out[name]['text']['median']:.2f} s")
     return out

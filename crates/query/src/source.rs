@@ -66,6 +66,10 @@ pub struct SourceStats {
 
 pub struct SourceState {
     pub spec: SourceSpec,
+    /// The declared and physical schemas as scanned (text as `Utf8View`, see
+    /// `tables::SourceTable`), derived once rather than at every table lookup.
+    pub scan_schema: arrow::datatypes::SchemaRef,
+    pub scan_physical: arrow::datatypes::SchemaRef,
     archiver: Archiver,
     inner: RwLock<Inner>,
     rejected: Mutex<VecDeque<RejectedMessage>>,
@@ -90,6 +94,8 @@ impl SourceState {
         let dir = data_dir.join("sources").join(&spec.name);
         let (archiver, manifest) = Archiver::open(&dir, spec.physical_schema())?;
         Ok(Self {
+            scan_schema: crate::tables::string_views(&spec.schema),
+            scan_physical: crate::tables::string_views(&spec.physical_schema()),
             spec,
             archiver,
             inner: RwLock::new(Inner {

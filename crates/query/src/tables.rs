@@ -92,22 +92,16 @@ impl TableProvider for SnapshotTable {
 #[derive(Debug)]
 pub struct SourceTable {
     source: Arc<SourceState>,
-    schema: SchemaRef,
-    physical: SchemaRef,
 }
 
 impl SourceTable {
     pub fn new(source: Arc<SourceState>) -> Self {
-        Self {
-            schema: string_views(&source.spec.schema),
-            physical: string_views(&source.spec.physical_schema()),
-            source,
-        }
+        Self { source }
     }
 }
 
 /// `schema` with every `Utf8` field as `Utf8View`.
-fn string_views(schema: &Schema) -> SchemaRef {
+pub(crate) fn string_views(schema: &Schema) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
@@ -139,7 +133,7 @@ fn to_views(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
 #[async_trait]
 impl TableProvider for SourceTable {
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        self.source.scan_schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -165,9 +159,9 @@ impl TableProvider for SourceTable {
         let rows = snap
             .speed
             .iter()
-            .map(|b| to_views(b, &self.physical))
+            .map(|b| to_views(b, &self.source.scan_physical))
             .collect::<Result<Vec<_>>>()?;
-        let table = SnapshotTable::new(self.physical.clone(), files, rows);
+        let table = SnapshotTable::new(self.source.scan_physical.clone(), files, rows);
         // Declared columns come first in the physical schema, so declared indices
         // are physical indices; without a projection, hide the offset columns.
         let all: Vec<usize> = (0..self.source.spec.schema.fields().len()).collect();
