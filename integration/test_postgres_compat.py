@@ -1,6 +1,7 @@
 """What psql and drivers send before they run a user's query: catalog queries,
 session parameters, transactions, timeouts."""
 
+import socket
 import time
 
 import psycopg
@@ -118,6 +119,9 @@ def test_cancel_request_stops_execution(server):
 def test_connection_limit(broker, make_server):
     broker.create_topic("events", 1)
     server = make_server(broker.brokers, env={"LAMBDADB_MAX_CONNECTIONS": "2"})
+    # A connection that never sends a startup message (a port probe, a load
+    # balancer's health check) does not take a slot.
+    probe = socket.create_connection(("127.0.0.1", server.port))
     first = psycopg.connect(server.dsn(), autocommit=True)
     second = psycopg.connect(server.dsn(), autocommit=True)
     with pytest.raises(psycopg.OperationalError) as e:
@@ -138,6 +142,7 @@ def test_connection_limit(broker, make_server):
     with third:
         assert third.execute("SELECT 1").fetchone() == (1,)
     second.close()
+    probe.close()
 
 
 def test_query_memory_limit(broker, make_server):

@@ -34,6 +34,7 @@ use crate::encode::{encode_batch, field_infos, pg_type};
 use crate::error::{datafusion_to_pgwire, fatal, query_error, to_pgwire};
 use crate::idle::{Activity, BusyGuard};
 use crate::params::bind_params;
+use crate::slots::{Slot, Slots};
 
 /// Everything one connection needs; built per accepted socket.
 pub struct Handler {
@@ -44,8 +45,10 @@ pub struct Handler {
     cancels: Arc<CancelRegistry>,
     cancel: Arc<Notify>,
     pid: Arc<std::sync::Mutex<Option<i32>>>,
-    /// Set when the connection limit is reached: startup answers 53300.
-    refuse: Option<String>,
+    /// `max_connections`: a slot is taken at startup (53300 when none is free).
+    slots: Arc<Slots>,
+    /// The slot this connection holds once it has started up; freed on drop.
+    slot: std::sync::Mutex<Option<Slot>>,
     /// Statement activity, for idle_session_timeout.
     activity: Arc<Activity>,
     /// SCRAM-SHA-256 exchange, when password authentication is configured.
@@ -87,7 +90,7 @@ impl Drop for Handler {
 }
 
 impl Handler {
-    pub fn new(session: Session, cancels: Arc<CancelRegistry>, refuse: Option<String>) -> Self {
+    pub fn new(session: Session, cancels: Arc<CancelRegistry>, slots: Arc<Slots>) -> Self {
         let session = Arc::new(session);
         let params = server_params();
         let cancel = Arc::new(Notify::new());
@@ -115,7 +118,8 @@ impl Handler {
             cancels,
             cancel,
             pid,
-            refuse,
+            slots,
+            slot: std::sync::Mutex::new(None),
             scram,
             activity: Arc::default(),
         }
@@ -175,8 +179,11 @@ impl StartupHandler for Handler {
                 .get("database")
                 .cloned()
                 .unwrap_or_else(|| user.clone());
-            if let Some(reason) = &self.refuse {
-                return Err(fatal("53300", reason.clone()));
+            {
+                let mut slot = self.slot.lock().expect("slot lock");
+                if slot.is_none() {
+                    *slot = Some(self.slots.take().map_err(|why| fatal("53300", why))?);
+                }
             }
             if database != config.database {
                 return Err(fatal(

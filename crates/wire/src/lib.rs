@@ -13,6 +13,7 @@ pub mod idle;
 pub mod numeric;
 pub mod params;
 pub mod server;
+pub mod slots;
 pub mod tls;
 
 pub use server::serve;

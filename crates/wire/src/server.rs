@@ -1,7 +1,6 @@
 //! The accept loop: one task and one session per connection.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lambdadb_query::{Engine, Session};
 use tokio::net::{TcpListener, TcpStream};
@@ -10,6 +9,7 @@ use tracing::{debug, info, warn};
 use crate::cancel::CancelRegistry;
 use crate::handler::{Handler, Handlers};
 use crate::idle;
+use crate::slots::Slots;
 
 fn duplicate(socket: TcpStream) -> std::io::Result<(TcpStream, std::net::TcpStream)> {
     let std = socket.into_std()?;
@@ -25,8 +25,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     info!(addr = %listener.local_addr()?, "serving the Postgres protocol");
     let cancels = Arc::new(CancelRegistry::default());
-    let active = Arc::new(AtomicUsize::new(0));
-    let max = engine.config().max_connections;
+    let slots = Slots::new(engine.config().max_connections);
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -38,18 +37,13 @@ pub async fn serve(
             }
         };
         let _ = socket.set_nodelay(true);
-        // Cancel requests arrive as connections too, so they are never refused; a
-        // connection beyond the limit is told why at startup (53300).
-        let open = active.fetch_add(1, Ordering::SeqCst) + 1;
-        let refuse = (open > max).then(|| {
-            format!("sorry, too many clients already: {max} connections are open (max_connections); close idle connections or raise max_connections")
-        });
+        // The connection limit is applied at startup (see slots.rs), so cancel
+        // requests and port probes are never refused.
         let handlers = Handlers(Arc::new(Handler::new(
             Session::new(engine.clone()),
             cancels.clone(),
-            refuse,
+            slots.clone(),
         )));
-        let active = active.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             debug!(%peer, "connection");
@@ -59,7 +53,6 @@ pub async fn serve(
                 Ok(pair) => pair,
                 Err(e) => {
                     warn!(%peer, "cannot set up the connection: {e}");
-                    active.fetch_sub(1, Ordering::SeqCst);
                     return;
                 }
             };
@@ -85,7 +78,6 @@ pub async fn serve(
                     idle::terminate(&watch, &activity, why);
                 }
             }
-            active.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }
