@@ -31,19 +31,20 @@ impl Slots {
         })
     }
 
-    /// Takes a slot, or says why not (the 53300 message).
+    /// Takes a slot, or says why not (the 53300 message). The count only ever
+    /// rises below `max`, so a refused attempt never makes a concurrent one fail.
     pub fn take(self: &Arc<Self>) -> Result<Slot, String> {
-        let open = self.active.fetch_add(1, Ordering::SeqCst) + 1;
-        // Built before any early return so the count is restored on refusal too.
-        let slot = Slot(self.clone());
-        if open > self.max {
-            let max = self.max;
-            drop(slot);
-            return Err(format!(
-                "sorry, too many clients already: {max} connections are open (max_connections); close idle connections or raise max_connections"
-            ));
-        }
-        Ok(slot)
+        let max = self.max;
+        self.active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| {
+                (open < max).then_some(open + 1)
+            })
+            .map(|_| Slot(self.clone()))
+            .map_err(|_| {
+                format!(
+                    "sorry, too many clients already: {max} connections are open (max_connections); close idle connections or raise max_connections"
+                )
+            })
     }
 }
 
