@@ -5,6 +5,11 @@
 //! Every commit follows the same discipline: write a temporary file, fsync, rename,
 //! fsync the directory, then record it in a manifest written the same way. A file
 //! that no manifest lists does not exist for readers and is removed at start-up.
+//!
+//! It imports only `common`: never `speed`, `cache`, `views` or anything above
+//! (a batch view run is given its partial query and a planning context by the
+//! serving layer). Unit tests sit beside the code; restarts and imports are
+//! tested end to end in `integration/`.
 
 pub mod archive;
 pub mod durable;

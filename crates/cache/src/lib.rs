@@ -10,6 +10,10 @@
 //! event reached any table it read, so the answer is exactly the one a fresh run
 //! would give. With a `max_staleness` above zero, a session also takes an entry
 //! computed at most that long ago, whatever changed since.
+//!
+//! It knows nothing of what a version means (the serving layer decides) and
+//! imports no other lambdadb crate. Unit tests sit beside the code;
+//! `integration/test_cache.py` tests hits and misses through the server.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,7 +2,8 @@
 //! newtypes and watermarks (the batch/speed boundary), source-table specifications,
 //! configuration types, and the hidden columns every stored row carries.
 //!
-//! Nothing here does I/O beyond reading a configuration file.
+//! Nothing here does I/O beyond reading a configuration file, and nothing here
+//! imports another lambdadb crate. Unit tests sit beside the code.
 
 pub mod config;
 pub mod offsets;

@@ -5,6 +5,11 @@
 //!   brokers configured it starts an embedded broker and a demo clickstream.
 //! - `produce`: send JSON lines to a topic (so tests and users need nothing else).
 //! - `generate`: print a deterministic demo clickstream as JSON lines.
+//!
+//! The top of the crate graph (docs/architecture.md): it wires `serving` and
+//! `wire` together and owns start-up order, the embedded broker, the demo
+//! generator and shutdown; no crate imports it. Tested end to end by
+//! `integration/` (the real binary over TCP).
 
 mod demo;
 mod embedded;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use lambdadb_common::Config;
-use lambdadb_query::{Engine, Session};
+use lambdadb_serving::Engine;
+use lambdadb_wire::session::Session;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
@@ -98,7 +99,7 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         }
         info!(file = %file.display(), "catalog file applied");
     }
-    // Then what admins declared over the wire (see lambdadb_query::catalog_log).
+    // Then what admins declared over the wire (see lambdadb_serving::catalog_log).
     for obj in engine.catalog_log().objects()? {
         for r in session.execute_all(&obj.sql).await {
             match r {

@@ -4,6 +4,11 @@
 //!
 //! Offsets are tracked here, not in Kafka: a consumer is started from the watermark
 //! the batch layer recorded, and consumer-group commits are progress reports only.
+//! The consumer hands its batches to a [`BatchSink`] (the serving layer's source
+//! state), so this crate imports only `common`: never `batch`, `cache`, `views`
+//! or anything above. Unit tests sit beside the code; the consumer is exercised
+//! against librdkafka's mock cluster in `crates/serving/tests/seam.rs` and against
+//! a real broker in `integration/`.
 
 pub mod consumer;
 pub mod decode;

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::datatypes::SchemaRef;
 use futures::{Stream, StreamExt, stream};
-use lambdadb_query::copy::{CopyFormat, CopyKind};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{CopyCsvOptions, CopyEncoder, CopyResponse, CopyTextOptions, Response};
 use pgwire::error::PgWireResult;
@@ -13,6 +12,7 @@ use pgwire::messages::copy::CopyData;
 
 use crate::encode::{encode_copy, field_infos};
 use crate::error::datafusion_to_pgwire;
+use crate::session::{CopyFormat, CopyKind};
 
 pub fn copy_out(
     schema: SchemaRef,
@@ -54,7 +54,7 @@ pub fn copy_out(
         let names: Vec<String> = schema
             .fields()
             .iter()
-            .map(|f| csv_quote(lambdadb_query::naming::display_name(f.name()), d))
+            .map(|f| csv_quote(lambdadb_pgcompat::naming::display_name(f.name()), d))
             .collect();
         vec![Ok(CopyData::new(
             format!("{}\n", names.join(&d.to_string())).into(),

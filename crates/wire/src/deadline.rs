@@ -11,10 +11,11 @@ use arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::Stream;
-use lambdadb_query::Session;
 use tokio::sync::Notify;
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::Sleep;
+
+use crate::session::Session;
 
 pub struct Deadline {
     inner: Option<SendableRecordBatchStream>,
@@ -53,7 +54,7 @@ impl Stream for Deadline {
             self.inner = None;
             self.session.statement_failed();
             return Poll::Ready(Some(Err(DataFusionError::External(Box::new(
-                lambdadb_query::QueryError::QueryCanceled(
+                lambdadb_pgcompat::QueryError::QueryCanceled(
                     "canceling statement due to user request".into(),
                 ),
             )))));
@@ -66,7 +67,7 @@ impl Stream for Deadline {
             self.session.statement_failed();
             let ms = self.timeout_ms;
             return Poll::Ready(Some(Err(DataFusionError::External(Box::new(
-                lambdadb_query::QueryError::QueryCanceled(format!(
+                lambdadb_pgcompat::QueryError::QueryCanceled(format!(
                     "canceling statement due to statement timeout ({ms} ms)"
                 )),
             )))));

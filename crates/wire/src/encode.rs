@@ -25,8 +25,8 @@ use pgwire::messages::data::DataRow;
 use pgwire::types::ToSqlText;
 use postgres_types::{Kind, ToSql};
 
-use lambdadb_query::naming::display_name;
-use lambdadb_query::pgtype::{field_oid, pg_type_of};
+use lambdadb_pgcompat::naming::display_name;
+use lambdadb_pgcompat::pgtype::{field_oid, pg_type_of};
 
 use crate::float::{Float4, Float8};
 use crate::numeric::Numeric;

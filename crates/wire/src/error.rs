@@ -1,7 +1,7 @@
 //! The one mapping from lambdadb errors to Postgres error responses.
 
 use datafusion::error::DataFusionError;
-use lambdadb_query::QueryError;
+use lambdadb_pgcompat::QueryError;
 use pgwire::error::{ErrorInfo, PgWireError};
 
 pub fn query_error(e: QueryError) -> ErrorInfo {
@@ -14,7 +14,7 @@ pub fn to_pgwire(e: QueryError) -> PgWireError {
 
 /// Errors raised while rows stream (execution errors).
 pub fn datafusion_to_pgwire(e: DataFusionError) -> PgWireError {
-    to_pgwire(lambdadb_query::error::classify(&e))
+    to_pgwire(lambdadb_pgcompat::error::classify(&e))
 }
 
 pub fn fatal(code: &str, message: String) -> PgWireError {

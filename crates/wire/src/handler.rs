@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt, StreamExt, stream};
-use lambdadb_query::{Outcome, Prepared, SERVER_VERSION, Session};
+use lambdadb_pgcompat::vars::SERVER_VERSION;
+
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::ScramAuth;
 use pgwire::api::auth::{
@@ -34,6 +35,7 @@ use crate::encode::{encode_batch, field_infos, pg_type};
 use crate::error::{datafusion_to_pgwire, fatal, query_error, to_pgwire};
 use crate::idle::{Activity, BusyGuard};
 use crate::params::bind_params;
+use crate::session::{Outcome, Prepared, Session};
 use crate::slots::{Slot, Slots};
 
 /// Everything one connection needs; built per accepted socket.
@@ -315,7 +317,7 @@ fn result_too_large(limit: u64) -> PgWireError {
         "54000".into(),
         format!(
             "result exceeds lambdadb.max_result_size ({}); add a LIMIT, aggregate, or raise it with SET lambdadb.max_result_size = '4GB'",
-            lambdadb_query::pg::size_pretty(limit as i64)
+            lambdadb_pgcompat::pg::size_pretty(limit as i64)
         ),
     )))
 }

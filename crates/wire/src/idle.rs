@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use lambdadb_query::vars::SessionVars;
+use lambdadb_pgcompat::vars::SessionVars;
 use pgwire::error::ErrorInfo;
 use pgwire::messages::PgWireBackendMessage;
 

@@ -1,5 +1,13 @@
-//! The Postgres wire frontend (pgwire): startup, simple and extended query
-//! protocol, text and binary results, SQLSTATE errors. Depends on the query layer.
+//! The Postgres wire frontend (pgwire): startup, authentication, TLS, simple and
+//! extended query protocol, text and binary results, COPY, cancel requests,
+//! timeouts and SQLSTATE errors, and the per-connection [`session::Session`]
+//! that routes each statement to the serving layer, to session commands or to
+//! DataFusion.
+//!
+//! It builds on `serving` and `pgcompat` (and `common`); only the binary imports
+//! it. Unit tests sit beside the code; protocol and client behaviour is tested
+//! with real clients (psql, psycopg, asyncpg, pgJDBC, node-postgres) in
+//! `integration/`.
 
 pub mod auth;
 pub mod cancel;
@@ -13,6 +21,7 @@ pub mod idle;
 pub mod numeric;
 pub mod params;
 pub mod server;
+pub mod session;
 pub mod slots;
 pub mod tls;
 

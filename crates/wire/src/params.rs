@@ -3,9 +3,11 @@
 use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 use datafusion::scalar::ScalarValue;
-use lambdadb_query::{Prepared, QueryError};
+use lambdadb_pgcompat::QueryError;
 use pgwire::api::Type;
 use pgwire::api::portal::Portal;
+
+use crate::session::Prepared;
 
 /// Decodes the portal's parameters by the type the client declared (or, when it
 /// declared none, the type DataFusion inferred), then casts to the inferred type.

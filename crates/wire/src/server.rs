@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use lambdadb_query::{Engine, Session};
+use lambdadb_serving::Engine;
+
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
 use crate::cancel::CancelRegistry;
 use crate::handler::{Handler, Handlers};
 use crate::idle;
+use crate::session::Session;
 use crate::slots::Slots;
 
 fn duplicate(socket: TcpStream) -> std::io::Result<(TcpStream, std::net::TcpStream)> {

@@ -1,0 +1,104 @@
+//! Objects declared over the wire outlive the process: `data_dir/catalog.json`
+//! lists the CREATE statements of every source table, materialized view and plain
+//! view an admin declared (not those of `sql/` files, which declare themselves at
+//! every start), in declaration order. Start-up applies the `sql/` files, then
+//! replays this list. A DROP removes the entry; CREATE OR REPLACE replaces it.
+//!
+//! Dropping an object that a `sql/` file declares lasts until the next start,
+//! when the file declares it again: edit the file to drop it for good.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use lambdadb_pgcompat::{QueryError, Result};
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+const FILE: &str = "catalog.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Declared {
+    pub name: String,
+    /// The statement that declares it, as run again at start-up.
+    pub sql: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Contents {
+    objects: Vec<Declared>,
+}
+
+pub struct CatalogLog {
+    path: PathBuf,
+    /// Off while start-up applies files and replays the log itself.
+    recording: std::sync::atomic::AtomicBool,
+    lock: Mutex<()>,
+}
+
+impl CatalogLog {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            path: data_dir.join(FILE),
+            recording: std::sync::atomic::AtomicBool::new(false),
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Starts recording declarations (after start-up).
+    pub fn start_recording(&self) {
+        self.recording
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn read(&self) -> Result<Contents> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                QueryError::Io(format!(
+                    "{} is not a catalog ({e}); move it away to start without the objects declared over the wire",
+                    self.path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Contents::default()),
+            Err(e) => Err(QueryError::Io(format!("cannot read {}: {e}", self.path.display()))),
+        }
+    }
+
+    /// The declarations to replay at start-up.
+    pub fn objects(&self) -> Result<Vec<Declared>> {
+        Ok(self.read()?.objects)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Vec<Declared>)) {
+        if !self.recording.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let _one_writer = self.lock.lock().expect("catalog log lock");
+        let result = self.read().and_then(|mut c| {
+            change(&mut c.objects);
+            let bytes = serde_json::to_vec_pretty(&c).expect("catalog serializes");
+            lambdadb_batch::durable::write_atomic(&self.path, &bytes)
+                .map_err(|e| QueryError::Io(e.to_string()))
+        });
+        if let Err(e) = result {
+            warn!("the catalog change is in effect but not saved; it will be lost at restart: {e}");
+        }
+    }
+
+    /// Records (or replaces) the declaration of `name`.
+    pub fn declared(&self, name: &str, sql: String) {
+        self.update(|objects| {
+            let entry = Declared {
+                name: name.to_string(),
+                sql,
+            };
+            match objects.iter_mut().find(|o| o.name == name) {
+                Some(o) => *o = entry,
+                None => objects.push(entry),
+            }
+        });
+    }
+
+    pub fn dropped(&self, name: &str) {
+        self.update(|objects| objects.retain(|o| o.name != name));
+    }
+}

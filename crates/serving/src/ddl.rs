@@ -1,0 +1,342 @@
+//! The statements lambdadb handles itself rather than DataFusion: declaring source
+//! tables and materialized views, and refreshing views.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use lambdadb_common::SourceSpec;
+use lambdadb_pgcompat::naming::normalize_ident;
+use lambdadb_pgcompat::pgtype::sql_type;
+use lambdadb_pgcompat::{QueryError, Result};
+use sqlparser::ast::{
+    ColumnOption, CopyOption, CopySource, CopyTarget, CreateTable, CreateTableOptions, Expr,
+    ObjectType, SqlOption, Statement, Value,
+};
+
+/// A statement of the catalog, recognised before DataFusion sees the SQL.
+#[derive(Debug, Clone)]
+pub enum CatalogStatement {
+    CreateSource {
+        spec: SourceSpec,
+        if_not_exists: bool,
+    },
+    CreateView {
+        name: String,
+        query: String,
+        or_replace: bool,
+        if_not_exists: bool,
+    },
+    Refresh {
+        name: String,
+    },
+    DropViews {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    /// `COPY table FROM '/server/path' (FORMAT parquet)`: historical files into
+    /// the master dataset.
+    Import {
+        table: String,
+        path: String,
+    },
+}
+
+impl CatalogStatement {
+    /// What the statement does, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            CatalogStatement::CreateSource { spec, .. } => format!("CREATE TABLE {}", spec.name),
+            CatalogStatement::CreateView { name, .. } => format!("CREATE MATERIALIZED VIEW {name}"),
+            CatalogStatement::Refresh { name } => format!("REFRESH MATERIALIZED VIEW {name}"),
+            CatalogStatement::DropViews { names, .. } => {
+                format!("DROP MATERIALIZED VIEW {}", names.join(", "))
+            }
+            CatalogStatement::Import { table, .. } => format!("COPY {table} FROM a file"),
+        }
+    }
+}
+
+/// `REFRESH MATERIALIZED VIEW [CONCURRENTLY] name`, which sqlparser does not parse.
+pub fn parse_refresh(sql: &str) -> Option<Result<CatalogStatement>> {
+    let text = sql.trim().trim_end_matches(';').trim();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.first().map(|w| w.eq_ignore_ascii_case("refresh")) != Some(true) {
+        return None;
+    }
+    let mut rest = &words[1..];
+    for kw in ["materialized", "view"] {
+        match rest.first() {
+            Some(w) if w.eq_ignore_ascii_case(kw) => rest = &rest[1..],
+            _ => {
+                return Some(Err(QueryError::Syntax(
+                    "syntax error: expected REFRESH MATERIALIZED VIEW name".into(),
+                )));
+            }
+        }
+    }
+    if rest
+        .first()
+        .is_some_and(|w| w.eq_ignore_ascii_case("concurrently"))
+    {
+        rest = &rest[1..];
+    }
+    match rest {
+        [name] => Some(Ok(CatalogStatement::Refresh {
+            name: normalize_ident(name),
+        })),
+        _ => Some(Err(QueryError::Syntax(
+            "syntax error: expected REFRESH MATERIALIZED VIEW name".into(),
+        ))),
+    }
+}
+
+/// Recognises catalog statements among parsed ones; `None` means "DataFusion's".
+pub fn classify(stmt: &Statement) -> Option<Result<CatalogStatement>> {
+    match stmt {
+        Statement::CreateTable(ct) if matches!(ct.table_options, CreateTableOptions::With(_)) => {
+            Some(
+                source_spec(ct, stmt.to_string()).map(|spec| CatalogStatement::CreateSource {
+                    spec,
+                    if_not_exists: ct.if_not_exists,
+                }),
+            )
+        }
+        Statement::CreateView(v) if v.materialized => Some(Ok(CatalogStatement::CreateView {
+            name: object_name(&v.name.to_string()),
+            query: v.query.to_string(),
+            or_replace: v.or_replace,
+            if_not_exists: v.if_not_exists,
+        })),
+        Statement::Drop {
+            object_type: ObjectType::MaterializedView,
+            if_exists,
+            names,
+            ..
+        } => Some(Ok(CatalogStatement::DropViews {
+            names: names.iter().map(|n| object_name(&n.to_string())).collect(),
+            if_exists: *if_exists,
+        })),
+        Statement::Copy {
+            source:
+                CopySource::Table {
+                    table_name,
+                    columns,
+                },
+            to: false,
+            target: CopyTarget::File { filename },
+            options,
+            legacy_options,
+            ..
+        } => Some(import_statement(
+            table_name,
+            columns,
+            filename,
+            options,
+            legacy_options,
+        )),
+        _ => None,
+    }
+}
+
+/// Server-side `COPY ... FROM 'file'` imports Parquet only: rows in other formats
+/// belong on the topic, where the log keeps them.
+fn import_statement(
+    table_name: &sqlparser::ast::ObjectName,
+    columns: &[sqlparser::ast::Ident],
+    filename: &str,
+    options: &[CopyOption],
+    legacy_options: &[sqlparser::ast::CopyLegacyOption],
+) -> Result<CatalogStatement> {
+    let parquet = options
+        .iter()
+        .any(|o| matches!(o, CopyOption::Format(f) if f.value.eq_ignore_ascii_case("parquet")));
+    if !parquet || options.len() != 1 || !legacy_options.is_empty() {
+        return Err(QueryError::FeatureNotSupported(
+            "COPY FROM a server file imports Parquet only: COPY t FROM '/path/file.parquet' (FORMAT parquet); other rows go to the table's topic (INSERT, or lambdadb produce)".into(),
+        ));
+    }
+    if !columns.is_empty() {
+        return Err(QueryError::FeatureNotSupported(
+            "COPY FROM a Parquet file takes no column list: columns are matched by name".into(),
+        ));
+    }
+    if !std::path::Path::new(filename).is_absolute() {
+        return Err(QueryError::InvalidParameter(format!(
+            "relative path not allowed for COPY FROM a file: \"{filename}\"; give the server-side absolute path"
+        )));
+    }
+    Ok(CatalogStatement::Import {
+        table: object_name(&table_name.to_string()),
+        path: filename.to_string(),
+    })
+}
+
+fn source_spec(ct: &CreateTable, definition: String) -> Result<SourceSpec> {
+    let name = object_name(&ct.name.to_string());
+    let CreateTableOptions::With(options) = &ct.table_options else {
+        unreachable!("checked by classify")
+    };
+    let mut topic = None;
+    let mut format = "json".to_string();
+    let mut event_time = None;
+    for opt in options {
+        let SqlOption::KeyValue { key, value } = opt else {
+            return Err(QueryError::Syntax(format!(
+                "unsupported table option {opt}"
+            )));
+        };
+        let v = option_text(value)?;
+        match key.value.to_ascii_lowercase().as_str() {
+            "topic" => topic = Some(v),
+            "format" => format = v.to_ascii_lowercase(),
+            "event_time" => event_time = Some(v),
+            other => {
+                return Err(QueryError::InvalidParameter(format!(
+                    "unknown table option \"{other}\"; source tables take topic, format and event_time"
+                )));
+            }
+        }
+    }
+    let topic = topic.ok_or_else(|| {
+        QueryError::InvalidParameter(format!(
+            "table \"{name}\" needs WITH (topic = '...'): lambdadb tables are fed from a Kafka topic"
+        ))
+    })?;
+    if format != "json" {
+        return Err(QueryError::FeatureNotSupported(format!(
+            "message format '{format}' is not supported yet; use format = 'json'"
+        )));
+    }
+    let mut fields = Vec::with_capacity(ct.columns.len());
+    for c in &ct.columns {
+        let not_null = c
+            .options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::NotNull));
+        let dt = sql_type(&c.data_type.to_string())?;
+        fields.push(Field::new(c.name.value.clone(), dt, !not_null));
+    }
+    if fields.is_empty() {
+        return Err(QueryError::InvalidDefinition(format!(
+            "table \"{name}\" has no columns"
+        )));
+    }
+    if let Some(et) = &event_time {
+        let f = fields.iter().find(|f| f.name() == et).ok_or_else(|| {
+            QueryError::UndefinedColumn(format!(
+                "event_time column \"{et}\" is not a column of \"{name}\""
+            ))
+        })?;
+        if !matches!(f.data_type(), DataType::Timestamp(..)) {
+            return Err(QueryError::InvalidDefinition(format!(
+                "event_time column \"{et}\" must be TIMESTAMPTZ or TIMESTAMP"
+            )));
+        }
+    }
+    Ok(SourceSpec {
+        name,
+        topic,
+        format,
+        event_time,
+        schema: Arc::new(Schema::new(fields)),
+        definition,
+    })
+}
+
+fn option_text(e: &Expr) -> Result<String> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s.clone()),
+            other => Ok(other.to_string()),
+        },
+        Expr::Identifier(i) => Ok(i.value.clone()),
+        other => Err(QueryError::Syntax(format!(
+            "table option value {other} must be a string literal"
+        ))),
+    }
+}
+
+/// The last part of a possibly qualified name (`public.events` is `events`).
+fn object_name(qualified: &str) -> String {
+    normalize_ident(qualified.rsplit('.').next().unwrap_or(qualified))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    fn parse(sql: &str) -> Statement {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn source_table() {
+        let stmt = parse(
+            "CREATE TABLE Events (event_time TIMESTAMPTZ NOT NULL, user_id BIGINT NOT NULL, page TEXT, revenue DOUBLE PRECISION) WITH (topic = 'events', format = 'json', event_time = 'event_time')",
+        );
+        let Some(Ok(CatalogStatement::CreateSource { spec, .. })) = classify(&stmt) else {
+            panic!("not a source")
+        };
+        assert_eq!(spec.name, "events");
+        assert_eq!(spec.topic, "events");
+        assert_eq!(spec.schema.fields().len(), 4);
+        assert!(!spec.schema.field(0).is_nullable());
+        assert!(spec.schema.field(2).is_nullable());
+        assert_eq!(spec.schema.field(3).data_type(), &DataType::Float64);
+    }
+
+    #[test]
+    fn copy_from_file_is_a_parquet_import() {
+        let stmt = parse("COPY lineitem FROM '/data/lineitem.parquet' (FORMAT parquet)");
+        let Some(Ok(CatalogStatement::Import { table, path })) = classify(&stmt) else {
+            panic!("not an import")
+        };
+        assert_eq!(
+            (table.as_str(), path.as_str()),
+            ("lineitem", "/data/lineitem.parquet")
+        );
+        let csv = parse("COPY t FROM '/data/t.csv' (FORMAT csv)");
+        assert!(matches!(
+            classify(&csv),
+            Some(Err(QueryError::FeatureNotSupported(_)))
+        ));
+        let rel = parse("COPY t FROM 'x.parquet' (FORMAT parquet)");
+        assert!(matches!(
+            classify(&rel),
+            Some(Err(QueryError::InvalidParameter(_)))
+        ));
+        assert!(classify(&parse("COPY t TO STDOUT")).is_none());
+    }
+
+    #[test]
+    fn source_table_errors() {
+        let stmt = parse("CREATE TABLE t (a INT) WITH (format = 'json')");
+        assert!(matches!(
+            classify(&stmt),
+            Some(Err(QueryError::InvalidParameter(_)))
+        ));
+        let stmt = parse("CREATE TABLE t (a INT) WITH (topic = 't', event_time = 'a')");
+        assert!(matches!(
+            classify(&stmt),
+            Some(Err(QueryError::InvalidDefinition(_)))
+        ));
+        let stmt = parse("CREATE TABLE t (a INT)");
+        assert!(classify(&stmt).is_none(), "a plain table is DataFusion's");
+    }
+
+    #[test]
+    fn refresh() {
+        let Some(Ok(CatalogStatement::Refresh { name })) =
+            parse_refresh("refresh materialized view Events_Hourly;")
+        else {
+            panic!()
+        };
+        assert_eq!(name, "events_hourly");
+        assert!(parse_refresh("SELECT 1").is_none());
+        assert!(matches!(parse_refresh("REFRESH VIEW x"), Some(Err(_))));
+    }
+}

@@ -1,0 +1,449 @@
+//! The live state of one source table: its archive manifest and its speed rows,
+//! kept under one lock so that every reader sees a consistent pair.
+//!
+//! The seam is exact because both halves are cut at the same offset vector: the
+//! manifest's watermark. The speed table holds rows at or above it (an archive
+//! commit swaps the manifest and prunes the speed rows it covers in one critical
+//! section), so "files of the manifest" plus "all speed rows" is every consumed
+//! event exactly once.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use arrow::array::AsArray;
+use arrow::record_batch::RecordBatch;
+use lambdadb_batch::{ArchiveInput, Archiver, Manifest, ViewVersion};
+use lambdadb_common::{PartitionId, SourceSpec, Watermark};
+use lambdadb_pgcompat::{QueryError, Result};
+use lambdadb_speed::{BatchSink, Rejection, SpeedBatch, SpeedTable};
+use tracing::warn;
+
+use crate::error::from_batch;
+use crate::snapshot::string_views;
+use crate::viewspeed::{ViewInput, ViewSpeed};
+
+/// A message the decoder refused, as shown in `lambdadb.rejected_messages`.
+#[derive(Debug, Clone)]
+pub struct RejectedMessage {
+    pub partition: PartitionId,
+    pub offset: i64,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+struct Inner {
+    manifest: Arc<Manifest>,
+    speed: SpeedTable,
+    /// The speed part of every materialized view over this source.
+    views: BTreeMap<String, ViewSpeed>,
+}
+
+/// One consistent view of a source.
+#[derive(Clone)]
+pub struct SourceSnapshot {
+    pub manifest: Arc<Manifest>,
+    /// Every consumed row above the manifest's watermark.
+    pub speed: Vec<RecordBatch>,
+    pub consumed: Watermark,
+    pub speed_sequence: u64,
+}
+
+/// Figures for `lambdadb.sources`.
+#[derive(Debug, Clone)]
+pub struct SourceStats {
+    pub archived: Watermark,
+    pub consumed: Watermark,
+    pub high: BTreeMap<PartitionId, i64>,
+    pub archived_rows: u64,
+    pub archived_files: usize,
+    pub archived_bytes: u64,
+    pub speed_rows: usize,
+    pub speed_bytes: usize,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub failed: BTreeMap<PartitionId, String>,
+}
+
+pub struct SourceState {
+    pub spec: SourceSpec,
+    /// The declared and physical schemas as scanned (text as `Utf8View`, see
+    /// `tables::SourceTable`), derived once rather than at every table lookup.
+    pub scan_schema: arrow::datatypes::SchemaRef,
+    pub scan_physical: arrow::datatypes::SchemaRef,
+    archiver: Archiver,
+    inner: RwLock<Inner>,
+    rejected: Mutex<VecDeque<RejectedMessage>>,
+    rejected_keep: usize,
+    accepted_total: AtomicU64,
+    rejected_total: AtomicU64,
+    failed: Mutex<BTreeMap<PartitionId, String>>,
+    high: Mutex<BTreeMap<PartitionId, i64>>,
+    /// One archive run at a time.
+    archive_lock: tokio::sync::Mutex<()>,
+    /// One change to the views' speed states at a time (folds and version swaps).
+    fold_lock: tokio::sync::Mutex<()>,
+    /// Latest event time consumed (ms since the epoch), for `lambdadb.freshness`.
+    max_event_ms: std::sync::atomic::AtomicI64,
+    /// Since when the consumer has been behind the broker's high watermarks.
+    behind_since_ms: Mutex<Option<i64>>,
+}
+
+impl SourceState {
+    /// Opens the source's part of the master dataset under `data_dir`.
+    pub fn open(spec: SourceSpec, data_dir: &Path, rejected_keep: usize) -> Result<Self> {
+        let dir = data_dir.join("sources").join(&spec.name);
+        let (archiver, manifest) =
+            Archiver::open(&dir, spec.physical_schema()).map_err(from_batch)?;
+        Ok(Self {
+            scan_schema: string_views(&spec.schema),
+            scan_physical: string_views(&spec.physical_schema()),
+            spec,
+            archiver,
+            inner: RwLock::new(Inner {
+                manifest: Arc::new(manifest),
+                speed: SpeedTable::new(),
+                views: BTreeMap::new(),
+            }),
+            rejected: Mutex::new(VecDeque::new()),
+            rejected_keep,
+            accepted_total: AtomicU64::new(0),
+            rejected_total: AtomicU64::new(0),
+            failed: Mutex::new(BTreeMap::new()),
+            high: Mutex::new(BTreeMap::new()),
+            archive_lock: tokio::sync::Mutex::new(()),
+            fold_lock: tokio::sync::Mutex::new(()),
+            max_event_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            behind_since_ms: Mutex::new(None),
+        })
+    }
+
+    /// The latest event time consumed, if the source declares one.
+    pub fn max_event_ms(&self) -> Option<i64> {
+        Some(self.max_event_ms.load(Ordering::Relaxed)).filter(|v| *v != i64::MIN)
+    }
+
+    /// Seconds the consumer has been behind the broker (0 when caught up).
+    pub fn lag_seconds(&self) -> f64 {
+        match *self.behind_since_ms.lock().expect("lag lock") {
+            Some(since) => (now_ms() - since).max(0) as f64 / 1000.0,
+            None => 0.0,
+        }
+    }
+
+    /// Re-evaluates whether the consumer is behind the last reported high watermarks.
+    fn track_lag(&self) {
+        let consumed = self.consumed();
+        let behind = self
+            .high
+            .lock()
+            .expect("high lock")
+            .iter()
+            .any(|(p, h)| consumed.next(*p) < *h);
+        let mut since = self.behind_since_ms.lock().expect("lag lock");
+        match (behind, *since) {
+            (true, None) => *since = Some(now_ms()),
+            (false, Some(_)) => *since = None,
+            _ => {}
+        }
+    }
+
+    fn note_event_times(&self, batches: &[SpeedBatch]) {
+        let Some(col) = self.spec.event_time.as_deref() else {
+            return;
+        };
+        let Ok(idx) = self.spec.schema.index_of(col) else {
+            return;
+        };
+        for b in batches {
+            let ms = arrow::compute::cast(
+                b.rows.column(idx),
+                &arrow::datatypes::DataType::Timestamp(
+                    arrow::datatypes::TimeUnit::Millisecond,
+                    None,
+                ),
+            )
+            .and_then(|a| arrow::compute::cast(&a, &arrow::datatypes::DataType::Int64));
+            if let Ok(a) = ms
+                && let Some(m) =
+                    arrow::compute::max(a.as_primitive::<arrow::datatypes::Int64Type>())
+            {
+                self.max_event_ms.fetch_max(m, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Held while a view's speed state is computed and installed.
+    pub fn fold_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.fold_lock
+    }
+
+    /// Starts keeping the speed state of view `name`, served from `version`.
+    pub fn attach_view(&self, name: &str, version: Option<Arc<ViewVersion>>) {
+        let mut inner = self.inner.write().expect("source lock");
+        inner
+            .views
+            .insert(name.to_string(), ViewSpeed::at_version(version));
+    }
+
+    pub fn detach_view(&self, name: &str) {
+        self.inner.write().expect("source lock").views.remove(name);
+    }
+
+    pub fn view_speed(&self, name: &str) -> Option<ViewSpeed> {
+        self.inner
+            .read()
+            .expect("source lock")
+            .views
+            .get(name)
+            .cloned()
+    }
+
+    /// View `name`'s speed state and every event above what it folded, cut at
+    /// one consumed position.
+    pub fn view_input(&self, name: &str) -> Option<ViewInput> {
+        let inner = self.inner.read().expect("source lock");
+        let speed = inner.views.get(name)?.clone();
+        let (files, rows) = if speed.from_files {
+            // `folded` is a manifest boundary at or below the manifest's watermark:
+            // archive files from it, then the speed table from the manifest on.
+            (
+                inner.manifest.files_from(self.dir(), &speed.folded),
+                inner.speed.rows_from(&inner.manifest.watermark),
+            )
+        } else {
+            (Vec::new(), inner.speed.rows_from(&speed.folded))
+        };
+        Some(ViewInput {
+            speed,
+            files,
+            rows,
+            consumed: inner.speed.consumed(),
+            sequence: inner.speed.sequence(),
+        })
+    }
+
+    /// Installs a fold of view `name` computed from `input`: `segments` hold the
+    /// partial states of every event below `input.consumed`. Callers hold
+    /// `fold_lock`, so nothing else changed the view's state since `input`.
+    pub fn install_fold(&self, name: &str, input: &ViewInput, segments: Vec<RecordBatch>) {
+        let mut inner = self.inner.write().expect("source lock");
+        if let Some(v) = inner.views.get_mut(name) {
+            v.segments = segments;
+            v.folded = input.consumed.clone();
+            v.from_files = false;
+            v.folded_at_ms = now_ms();
+            v.folded_events += input.pending_rows() as u64;
+        }
+    }
+
+    /// Serves `version` for view `name` from now on, with nothing folded above it.
+    /// Callers hold `fold_lock`.
+    pub fn swap_version(&self, name: &str, version: Arc<ViewVersion>) {
+        let mut inner = self.inner.write().expect("source lock");
+        if let Some(v) = inner.views.get_mut(name) {
+            *v = ViewSpeed::at_version(Some(version));
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.archiver.dir()
+    }
+
+    /// The next offset to consume per partition (cheap: no rows are copied).
+    pub fn consumed(&self) -> lambdadb_common::offsets::Watermark {
+        self.inner.read().expect("source lock").speed.consumed()
+    }
+
+    pub fn snapshot(&self) -> SourceSnapshot {
+        let inner = self.inner.read().expect("source lock");
+        let from = inner.manifest.watermark.clone();
+        SourceSnapshot {
+            manifest: inner.manifest.clone(),
+            speed: inner.speed.rows_from(&from),
+            consumed: inner.speed.consumed(),
+            speed_sequence: inner.speed.sequence(),
+        }
+    }
+
+    /// Archive files at or above `from` (whole files, see `Manifest::files_from`).
+    pub fn files_from(&self, snap: &SourceSnapshot, from: &Watermark) -> Vec<PathBuf> {
+        snap.manifest.files_from(self.dir(), from)
+    }
+
+    pub fn manifest(&self) -> Arc<Manifest> {
+        self.inner.read().expect("source lock").manifest.clone()
+    }
+
+    /// Archives everything consumed so far. Returns the committed manifest.
+    pub async fn archive(self: &Arc<Self>) -> Result<Arc<Manifest>> {
+        let _one_at_a_time = self.archive_lock.lock().await;
+        let (manifest, inputs) = {
+            let inner = self.inner.read().expect("source lock");
+            let archived = &inner.manifest.watermark;
+            let mut inputs = Vec::new();
+            for (p, consumed) in inner.speed.consumed().partitions() {
+                let from = archived.next(p);
+                if consumed <= from {
+                    continue;
+                }
+                let batches = inner.speed.batches_between(p, from, consumed);
+                let (Some(first), Some(last)) = (
+                    batches.first().map(|b| b.first_offset),
+                    batches.last().map(|b| b.last),
+                ) else {
+                    continue;
+                };
+                inputs.push(ArchiveInput {
+                    partition: p,
+                    first_offset: first,
+                    next_offset: consumed,
+                    batches: batches.into_iter().map(|b| b.rows).collect(),
+                    last,
+                });
+            }
+            (inner.manifest.clone(), inputs)
+        };
+        if inputs.is_empty() {
+            return Ok(manifest);
+        }
+        let archiver = self.archiver.clone();
+        let next = tokio::task::spawn_blocking(move || archiver.archive(&manifest, &inputs))
+            .await
+            .map_err(|e| QueryError::Internal(e.to_string()))?
+            .map_err(from_batch)?;
+        let next = Arc::new(next);
+        let mut inner = self.inner.write().expect("source lock");
+        // Keep the events views have not folded yet: a fold reads them from here.
+        let mut cut = Watermark::new();
+        for (p, archived) in next.watermark.partitions() {
+            let keep_from = inner
+                .views
+                .values()
+                .filter(|v| !v.from_files)
+                .map(|v| v.folded.next(p))
+                .fold(archived, i64::min);
+            cut.advance(p, keep_from);
+        }
+        inner.speed.prune(&cut);
+        inner.manifest = next.clone();
+        Ok(next)
+    }
+
+    /// Imports Parquet files into the master dataset (see `lambdadb_batch::import`).
+    /// Runs under the archive lock: the two are the only writers of the manifest.
+    pub async fn import(
+        self: &Arc<Self>,
+        paths: Vec<PathBuf>,
+    ) -> Result<lambdadb_batch::ImportSummary> {
+        let _one_at_a_time = self.archive_lock.lock().await;
+        let manifest = self.manifest();
+        let archiver = self.archiver.clone();
+        let (next, summary) =
+            tokio::task::spawn_blocking(move || archiver.import(&manifest, &paths))
+                .await
+                .map_err(|e| QueryError::Internal(e.to_string()))?
+                .map_err(from_batch)?;
+        self.inner.write().expect("source lock").manifest = Arc::new(next);
+        Ok(summary)
+    }
+
+    pub fn rejected_messages(&self) -> Vec<RejectedMessage> {
+        self.rejected
+            .lock()
+            .expect("rejected lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    pub fn stats(&self) -> SourceStats {
+        let inner = self.inner.read().expect("source lock");
+        SourceStats {
+            archived: inner.manifest.watermark.clone(),
+            consumed: inner.speed.consumed(),
+            high: self.high.lock().expect("high lock").clone(),
+            archived_rows: inner.manifest.rows(),
+            archived_files: inner.manifest.files.len(),
+            archived_bytes: inner.manifest.bytes(),
+            speed_rows: inner.speed.num_rows(),
+            speed_bytes: inner.speed.memory_bytes(),
+            accepted: self.accepted_total.load(Ordering::Relaxed),
+            rejected: self.rejected_total.load(Ordering::Relaxed),
+            failed: self.failed.lock().expect("failed lock").clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SourceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SourceState({})", self.spec.name)
+    }
+}
+
+impl BatchSink for SourceState {
+    fn start_offset(&self, partition: PartitionId) -> Option<i64> {
+        let inner = self.inner.read().expect("source lock");
+        let w = &inner.manifest.watermark;
+        w.partitions()
+            .any(|(p, _)| p == partition)
+            .then(|| w.next(partition))
+    }
+
+    fn fingerprint(&self, partition: PartitionId) -> Option<lambdadb_common::Fingerprint> {
+        let inner = self.inner.read().expect("source lock");
+        inner.manifest.fingerprints.get(&partition).copied()
+    }
+
+    fn publish(&self, batches: Vec<SpeedBatch>, rejected: Vec<Rejection>) {
+        let accepted: usize = batches.iter().map(|b| b.rows.num_rows()).sum();
+        self.note_event_times(&batches);
+        self.accepted_total
+            .fetch_add(accepted as u64, Ordering::Relaxed);
+        if !rejected.is_empty() {
+            self.rejected_total
+                .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+            let now = now_ms();
+            let mut kept = self.rejected.lock().expect("rejected lock");
+            for r in rejected {
+                warn!(table = %self.spec.name, topic = %self.spec.topic, partition = r.partition, offset = r.offset, reason = %r.reason, "rejected message");
+                kept.push_back(RejectedMessage {
+                    partition: r.partition,
+                    offset: r.offset,
+                    reason: r.reason,
+                    at_ms: now,
+                });
+                while kept.len() > self.rejected_keep {
+                    kept.pop_front();
+                }
+            }
+        }
+        {
+            let mut inner = self.inner.write().expect("source lock");
+            for b in batches {
+                inner.speed.append(b);
+            }
+        }
+        self.track_lag();
+    }
+
+    fn partition_failed(&self, partition: PartitionId, reason: String) {
+        self.failed
+            .lock()
+            .expect("failed lock")
+            .insert(partition, reason);
+    }
+
+    fn high_watermark(&self, partition: PartitionId, high: i64) {
+        self.high.lock().expect("high lock").insert(partition, high);
+        self.track_lag();
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
