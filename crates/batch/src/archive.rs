@@ -20,9 +20,13 @@ use crate::{Result, io_err};
 /// accepted among them (in the source's physical schema).
 #[derive(Debug, Clone)]
 pub struct ArchiveInput {
+    /// The Kafka partition the range belongs to.
     pub partition: PartitionId,
+    /// First consumed offset of the range; at or above the manifest's watermark.
     pub first_offset: i64,
+    /// One past the last consumed offset; the watermark moves here.
     pub next_offset: i64,
+    /// Accepted rows of the range; none when every message was rejected.
     pub batches: Vec<Arc<RecordBatch>>,
     /// The last consumed message of the range.
     pub last: Fingerprint,
@@ -74,6 +78,7 @@ impl Archiver {
         ))
     }
 
+    /// The source's directory: the manifest and the archive files live under it.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -26,6 +26,7 @@ pub fn publish(tmp: &Path, path: &Path) -> Result<()> {
     sync_dir(path)
 }
 
+/// The temporary name `path` is written under before [`publish`] renames it into place.
 pub fn tmp_path(path: &Path) -> std::path::PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(TMP_SUFFIX);

@@ -36,8 +36,11 @@ pub const IMPORT_PARTITION: i32 = -1;
 /// What one import added.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportSummary {
+    /// Files imported.
     pub files: usize,
+    /// Rows they held.
     pub rows: u64,
+    /// Bytes written into the master dataset (the rewritten files).
     pub bytes: u64,
 }
 

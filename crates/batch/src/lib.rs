@@ -11,6 +11,8 @@
 //! serving layer). Unit tests sit beside the code; restarts and imports are
 //! tested end to end in `integration/`.
 
+#![warn(missing_docs)]
+
 pub mod archive;
 pub mod durable;
 pub mod files;
@@ -27,25 +29,34 @@ pub use view::{ViewRun, ViewStore, ViewVersion};
 /// Errors of the batch layer.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
+    /// A file or directory operation failed.
     #[error("I/O error on {path}: {source}")]
     Io {
+        /// The file or directory concerned.
         path: std::path::PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A manifest or a view's current-version file cannot be parsed.
     #[error("corrupt metadata {path}: {message}")]
     Corrupt {
+        /// The metadata file.
         path: std::path::PathBuf,
+        /// What the JSON parser reported.
         message: String,
     },
     /// A file to import does not fit the table.
     #[error("{0}")]
     Import(String),
+    /// Reading or writing a Parquet file failed.
     #[error(transparent)]
     Parquet(#[from] parquet::errors::ParquetError),
+    /// DataFusion failed to plan or run a batch view's partial query.
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
 }
 
+/// The result of batch-layer operations.
 pub type Result<T> = std::result::Result<T, BatchError>;
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> BatchError + '_ {

@@ -14,25 +14,33 @@ use crate::{BatchError, Result, io_err};
 pub struct ArchiveFile {
     /// Path relative to the source's directory.
     pub path: String,
+    /// Kafka partition of the rows ([`crate::IMPORT_PARTITION`] for imported files).
     pub partition: PartitionId,
+    /// First offset the file covers.
     pub first_offset: i64,
+    /// One past the last offset the file covers.
     pub next_offset: i64,
+    /// Rows in the file.
     pub rows: u64,
+    /// Size of the file on disk.
     pub bytes: u64,
 }
 
 /// Files of the master dataset and the offsets they cover.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Bumped by every commit (archive or import); 0 before the first one.
     pub version: u64,
     /// Everything below is archived (or was rejected and is recorded as such).
     pub watermark: Watermark,
+    /// Every file of the master dataset, in commit order.
     pub files: Vec<ArchiveFile>,
     /// The last archived message of each partition (see `Fingerprint`).
     #[serde(default)]
     pub fingerprints: std::collections::BTreeMap<PartitionId, Fingerprint>,
 }
 
+/// File name of the manifest inside the source's directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 impl Manifest {
@@ -65,10 +73,12 @@ impl Manifest {
             .collect()
     }
 
+    /// Rows in the master dataset (all files).
     pub fn rows(&self) -> u64 {
         self.files.iter().map(|f| f.rows).sum()
     }
 
+    /// Bytes the master dataset's files take on disk.
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes).sum()
     }

@@ -24,16 +24,20 @@ const KEEP_OLD_VERSIONS: u64 = 2;
 /// One published batch view version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ViewVersion {
+    /// Number of the run that computed it; names its file (`v<version>.parquet`).
     pub version: u64,
     /// Source offsets folded into this version.
     pub watermark: Watermark,
     /// File name of the partial-state rows, relative to the view's directory.
     pub file: String,
+    /// Partial-state rows in the file.
     pub rows: u64,
     /// The view's SQL this version was computed from; a different definition at
     /// start-up makes this version unusable.
     pub definition: String,
+    /// When the run finished writing, in milliseconds since the Unix epoch.
     pub refreshed_at_ms: i64,
+    /// How long the run took, in milliseconds.
     pub duration_ms: u64,
 }
 
@@ -42,11 +46,17 @@ pub struct ViewRun<'a> {
     /// The context the partial query runs in: the serving layer's functions and
     /// settings, so batch partial states have the types the speed layer's have.
     pub ctx: SessionContext,
+    /// The view's SQL, recorded in the version (see [`ViewVersion::definition`]).
     pub definition: &'a str,
+    /// The query computing the view's partial states over the source table.
     pub partial_sql: &'a str,
+    /// The name the partial query reads the source by; `files` are registered under it.
     pub source_name: &'a str,
+    /// The source's physical schema (declared columns, then `_partition`, `_offset`).
     pub source_schema: SchemaRef,
+    /// Master dataset files of the manifest snapshot the run reads.
     pub files: Vec<PathBuf>,
+    /// That snapshot's watermark, stamped on the version.
     pub watermark: Watermark,
 }
 
@@ -57,6 +67,8 @@ pub struct ViewStore {
 }
 
 impl ViewStore {
+    /// Opens (or creates) a view's directory, removes temporaries, and loads its
+    /// current version, if one was published.
     pub fn open(dir: &Path) -> Result<(Self, Option<ViewVersion>)> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         remove_temporaries(dir)?;
@@ -79,10 +91,12 @@ impl ViewStore {
         ))
     }
 
+    /// The view's directory: version files and `current.json` live in it.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// Path of the Parquet file holding `v`'s partial-state rows.
     pub fn file_path(&self, v: &ViewVersion) -> PathBuf {
         self.dir.join(&v.file)
     }

@@ -15,6 +15,8 @@
 //! imports no other lambdadb crate. Unit tests sit beside the code;
 //! `integration/test_cache.py` tests hits and misses through the server.
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +25,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use moka::sync::Cache;
 
+/// What, besides the data read, decides a statement's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     /// The statement as normalized by the caller (parsed and printed back, or
@@ -30,6 +33,7 @@ pub struct CacheKey {
     pub statement: String,
     /// Parameter values, printed.
     pub params: Vec<String>,
+    /// The session's user: entries are never shared between users.
     pub user: String,
     /// Settings that change answers (time zone, search path).
     pub settings: String,
@@ -38,12 +42,18 @@ pub struct CacheKey {
 /// What the tables a statement read looked like: `(table, version)` pairs.
 pub type Versions = Vec<(String, u64)>;
 
+/// One cached result and the table versions it was computed from.
 #[derive(Debug)]
 pub struct Entry {
+    /// Schema of the result.
     pub schema: SchemaRef,
+    /// The result's rows.
     pub batches: Vec<RecordBatch>,
+    /// Versions of the tables read, taken before the query took its snapshot.
     pub versions: Versions,
+    /// When the result was computed; compared with `max_staleness` on a lookup.
     pub computed_at: Instant,
+    /// Memory the batches take ([`batches_bytes`]): the entry's weight.
     pub bytes: usize,
 }
 
@@ -56,17 +66,26 @@ pub enum Lookup {
     Stale,
 }
 
+/// Counters and sizes of the cache, as `lambdadb.cache` shows them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stats {
+    /// Entries held.
     pub entries: u64,
+    /// Bytes the held entries weigh.
     pub bytes: u64,
+    /// Configured capacity in bytes; 0 means the cache is disabled.
     pub capacity: u64,
+    /// Lookups answered exactly (same versions).
     pub hits: u64,
+    /// Lookups answered by an older entry within the session's `max_staleness`.
     pub stale_hits: u64,
+    /// Lookups the cache could not answer.
     pub misses: u64,
+    /// Results stored (too large ones are refused and not counted).
     pub inserts: u64,
 }
 
+/// The result cache: statement results shared by all sessions, bounded by bytes.
 pub struct ResultCache {
     cache: Cache<CacheKey, Arc<Entry>>,
     capacity: u64,
@@ -96,6 +115,7 @@ impl ResultCache {
         }
     }
 
+    /// Whether the cache keeps anything (a capacity of 0 disables it).
     pub fn enabled(&self) -> bool {
         self.capacity > 0
     }
@@ -143,10 +163,12 @@ impl ResultCache {
         self.cache.insert(key, Arc::new(entry));
     }
 
+    /// Drops every entry; the hit, miss and insert counters are kept.
     pub fn clear(&self) {
         self.cache.invalidate_all();
     }
 
+    /// Current counters and sizes (pending evictions are applied first).
     pub fn stats(&self) -> Stats {
         self.cache.run_pending_tasks();
         Stats {

@@ -8,13 +8,18 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The configuration file could not be read.
     #[error("cannot read configuration file {path}: {source}")]
     Read {
+        /// The file that was being read.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A key, value or combination of settings is refused; the text says which and why.
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -37,6 +42,7 @@ pub struct Config {
     /// PEM certificate chain and private key: TLS is offered when both are set,
     /// and the server does not start if they cannot be loaded.
     pub tls_cert: String,
+    /// Path of the PEM private key matching `tls_cert`; set both or neither.
     pub tls_key: String,
     /// The default user name (trust authentication without a `users` list).
     pub user: String,
@@ -94,6 +100,7 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
+    /// The user name a client logs in with.
     pub name: String,
     /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` (base64).
     #[serde(default)]
@@ -275,6 +282,7 @@ impl Config {
         parse_size(&self.query_memory_limit).unwrap_or(2 << 30)
     }
 
+    /// `result_cache_size` in bytes (validated at load); 0 disables the result cache.
     pub fn result_cache_bytes(&self) -> usize {
         parse_size(&self.result_cache_size).unwrap_or(0)
     }

@@ -5,6 +5,8 @@
 //! Nothing here does I/O beyond reading a configuration file, and nothing here
 //! imports another lambdadb crate. Unit tests sit beside the code.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod offsets;
 pub mod source;

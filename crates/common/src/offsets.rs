@@ -28,6 +28,7 @@ impl fmt::Display for Offset {
 pub struct Watermark(BTreeMap<PartitionId, i64>);
 
 impl Watermark {
+    /// An empty watermark: it covers nothing in any partition.
     pub fn new() -> Self {
         Self::default()
     }
@@ -50,6 +51,7 @@ impl Watermark {
         }
     }
 
+    /// Each partition with its bound (its first uncovered offset), in partition order.
     pub fn partitions(&self) -> impl Iterator<Item = (PartitionId, i64)> + '_ {
         self.0.iter().map(|(p, o)| (*p, *o))
     }
@@ -79,7 +81,9 @@ impl fmt::Display for Watermark {
 /// with more messages than before would otherwise go unnoticed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
+    /// The message's offset in its partition.
     pub offset: i64,
+    /// [`payload_hash`] of the message's payload.
     pub hash: u64,
 }
 

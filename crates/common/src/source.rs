@@ -13,7 +13,9 @@ pub const OFFSET_COLUMN: &str = "_offset";
 /// A declared source table (`CREATE TABLE ... WITH (topic = ...)`).
 #[derive(Debug, Clone)]
 pub struct SourceSpec {
+    /// The table's name, as SQL refers to it.
     pub name: String,
+    /// The Kafka topic the table's events are consumed from.
     pub topic: String,
     /// Message format; only `json` exists so far.
     pub format: String,

@@ -24,6 +24,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
 };
 
+/// DataFusion's `date_trunc` with integer truncation of UTC timestamps to fixed-length units.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct UtcDateTrunc {
     inner: Arc<ScalarUDF>,

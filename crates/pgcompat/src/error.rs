@@ -2,50 +2,77 @@
 
 use datafusion::error::DataFusionError;
 
+/// Why a statement failed, as one of PostgreSQL's error conditions; [`QueryError::sqlstate`]
+/// gives each variant's code.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryError {
+    /// The statement does not parse: syntax_error, 42601.
     #[error("{0}")]
     Syntax(String),
+    /// A relation named in the statement does not exist: undefined_table, 42P01.
     #[error("{0}")]
     UndefinedTable(String),
+    /// A column named in the statement does not exist: undefined_column, 42703.
     #[error("{0}")]
     UndefinedColumn(String),
+    /// A function named in the statement does not exist: undefined_function, 42883.
     #[error("{0}")]
     UndefinedFunction(String),
+    /// A table or view of that name already exists: duplicate_table, 42P07.
     #[error("{0}")]
     DuplicateObject(String),
+    /// An object other than a relation (a setting) does not exist: undefined_object, 42704.
     #[error("{0}")]
     UndefinedObject(String),
+    /// A statement sent inside an aborted transaction: in_failed_sql_transaction, 25P02.
     #[error("{0}")]
     InFailedTransaction(String),
+    /// The statement was cancelled or ran past `statement_timeout`: query_canceled, 57014.
     #[error("{0}")]
     QueryCanceled(String),
+    /// The user's role may not run the statement: insufficient_privilege, 42501.
     #[error("{0}")]
     InsufficientPrivilege(String),
+    /// The query needs more memory than `query_memory_limit` allows: out_of_memory, 53200.
     #[error("{0}")]
     OutOfMemory(String),
+    /// A definition that is inconsistent, or a statement DataFusion cannot plan:
+    /// invalid_object_definition, 42P17.
     #[error("{0}")]
     InvalidDefinition(String),
+    /// Something lambdadb or DataFusion does not do: feature_not_supported, 0A000.
     #[error("{0}")]
     FeatureNotSupported(String),
+    /// A column used outside an aggregate is not grouped: grouping_error, 42803.
     #[error("{0}")]
     Grouping(String),
+    /// A parameter, option or value the statement gives is not acceptable:
+    /// invalid_parameter_value, 22023.
     #[error("{0}")]
     InvalidParameter(String),
+    /// The data cannot be processed (division by zero, an import file that does not fit):
+    /// data_exception, 22000.
     #[error("{0}")]
     DataException(String),
+    /// A NULL for a column declared NOT NULL: not_null_violation, 23502.
     #[error("{0}")]
     NotNullViolation(String),
+    /// The statement names an object of the wrong kind (a view where it needs a table):
+    /// wrong_object_type, 42809.
     #[error("{0}")]
     WrongObjectType(String),
+    /// The Kafka broker did not accept what the statement wrote: connection_failure, 08006.
     #[error("{0}")]
     Unavailable(String),
+    /// Reading or writing a file failed: io_error, 58030.
     #[error("{0}")]
     Io(String),
+    /// Any other failure, usually a bug: internal_error, XX000.
     #[error("{0}")]
     Internal(String),
 }
 
+/// A result whose error is a [`QueryError`].
 pub type Result<T> = std::result::Result<T, QueryError>;
 
 impl QueryError {

@@ -20,6 +20,7 @@ use datafusion::logical_expr::TableType;
 
 use crate::pgtype::{NAME_OID, VARCHAR_OID, pg_type_of, precision, text_field};
 
+/// The schema's name, as clients qualify its tables (`information_schema.tables`).
 pub const SCHEMA: &str = "information_schema";
 const TABLES: [&str; 6] = [
     "schemata",
@@ -44,6 +45,7 @@ impl std::fmt::Debug for InfoSchema {
 }
 
 impl InfoSchema {
+    /// `information_schema` of catalog `catalog`, describing the relations of `schemas`.
     pub fn new(catalog: &str, schemas: Vec<(String, Arc<dyn SchemaProvider>)>) -> Self {
         Self {
             catalog: catalog.to_string(),

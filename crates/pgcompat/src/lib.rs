@@ -14,6 +14,8 @@
 //! sit beside the code; `integration/test_pg_compare.py` and its siblings
 //! compare the whole dialect with a real PostgreSQL 15.
 
+#![warn(missing_docs)]
+
 pub mod datetrunc;
 pub mod error;
 pub mod fromfuncs;

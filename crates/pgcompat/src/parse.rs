@@ -43,6 +43,7 @@ impl Default for SqlParser {
 }
 
 impl SqlParser {
+    /// A parser with datafusion-pg-catalog's compatibility rules.
     pub fn new() -> Self {
         Self {
             compat: PostgresCompatibilityParser::new(),

@@ -28,6 +28,7 @@ pub fn version_string() -> String {
 /// Roles visible in `pg_roles` / `pg_user`.
 #[derive(Debug, Clone)]
 pub struct Roles {
+    /// The names listed as login roles (a session lists its own user).
     pub users: Vec<String>,
 }
 

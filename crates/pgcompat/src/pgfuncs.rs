@@ -26,6 +26,7 @@ pub struct PgExpandArray {
 }
 
 impl PgExpandArray {
+    /// The function, to register in a session context.
     pub fn udf() -> ScalarUDF {
         ScalarUDF::new_from_impl(Self {
             signature: Signature::any(1, Volatility::Immutable),

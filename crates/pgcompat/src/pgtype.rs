@@ -11,12 +11,15 @@ use crate::error::{QueryError, Result};
 /// catalog tables report PostgreSQL's own column types.
 pub const PG_TYPE_KEY: &str = "lambdadb.pg_type";
 
+/// OID of PostgreSQL's `name` type, for catalog columns that hold identifiers.
 pub const NAME_OID: u32 = 19;
+/// OID of PostgreSQL's `varchar` type, for catalog columns that hold other text.
 pub const VARCHAR_OID: u32 = 1043;
 
 /// How PostgreSQL names and describes one column type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgType {
+    /// The type's OID, as RowDescription and `pg_type` give it.
     pub oid: u32,
     /// `information_schema.columns.udt_name` (`int8`, `_int4`).
     pub udt_name: &'static str,
@@ -32,6 +35,7 @@ const fn t(oid: u32, udt_name: &'static str, sql_name: &'static str) -> PgType {
     }
 }
 
+/// The PostgreSQL type an Arrow type is presented as; anything unmapped is `text`.
 pub fn pg_type_of(dt: &DataType) -> PgType {
     match dt {
         DataType::Boolean => t(16, "bool", "boolean"),

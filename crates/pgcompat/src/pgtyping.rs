@@ -242,6 +242,7 @@ struct PgDatePart {
     numeric: bool,
 }
 
+/// The name `extract` is registered under and `EXTRACT(field FROM x)` is rewritten to.
 pub const EXTRACT_FUNCTION: &str = "pg_extract";
 
 impl PgDatePart {

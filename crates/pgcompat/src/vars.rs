@@ -195,6 +195,7 @@ fn canonical(name: &str) -> Option<&'static str> {
 }
 
 impl SessionVars {
+    /// The parameters of a new session of `user`, all at their defaults.
     pub fn new(user: &str) -> Self {
         let v = Self::default();
         v.values
@@ -204,6 +205,7 @@ impl SessionVars {
         v
     }
 
+    /// A parameter's current value; an unknown name is undefined_object (42704).
     pub fn get(&self, name: &str) -> Result<String> {
         let key = canonical(name).ok_or_else(|| unknown(name))?;
         let values = self.values.lock().expect("vars lock");
@@ -289,6 +291,7 @@ impl SessionVars {
         Ok(REPORTED.contains(&key).then_some(key))
     }
 
+    /// Returns a parameter to its default; returns its canonical name when clients must be told.
     pub fn reset(&self, name: &str) -> Result<Option<&'static str>> {
         let key = canonical(name).ok_or_else(|| unknown(name))?;
         self.values.lock().expect("vars lock").remove(key);

@@ -34,6 +34,7 @@ pub struct LambdaCatalog {
 }
 
 impl LambdaCatalog {
+    /// The catalog over `engine`'s tables and system tables, no other schema registered yet.
     pub fn new(engine: Arc<Engine>) -> Self {
         Self {
             public: Arc::new(PublicSchema {
@@ -93,6 +94,7 @@ impl CatalogProvider for LambdaCatalog {
     }
 }
 
+/// Schema `public`: the engine's source tables, materialized and plain views, read live.
 pub struct PublicSchema {
     engine: Arc<Engine>,
 }
@@ -149,6 +151,7 @@ impl SchemaProvider for PublicSchema {
     }
 }
 
+/// Schema `lambdadb`: the system tables, built from live state when a query plans.
 pub struct SystemSchema {
     engine: Arc<Engine>,
 }

@@ -16,8 +16,10 @@ use tracing::warn;
 
 const FILE: &str = "catalog.json";
 
+/// One object declared over the wire, as `catalog.json` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Declared {
+    /// The object's name: a source table, materialized view or plain view.
     pub name: String,
     /// The statement that declares it, as run again at start-up.
     pub sql: String,
@@ -28,6 +30,7 @@ struct Contents {
     objects: Vec<Declared>,
 }
 
+/// The declarations in `data_dir/catalog.json`, rewritten at every change after start-up.
 pub struct CatalogLog {
     path: PathBuf,
     /// Off while start-up applies files and replays the log itself.
@@ -36,6 +39,7 @@ pub struct CatalogLog {
 }
 
 impl CatalogLog {
+    /// The log at `data_dir/catalog.json`; it records nothing until `start_recording`.
     pub fn new(data_dir: &Path) -> Self {
         Self {
             path: data_dir.join(FILE),
@@ -98,6 +102,7 @@ impl CatalogLog {
         });
     }
 
+    /// Removes the declaration of `name` (after a DROP).
     pub fn dropped(&self, name: &str) {
         self.update(|objects| objects.retain(|o| o.name != name));
     }

@@ -16,27 +16,42 @@ use sqlparser::ast::{
 /// A statement of the catalog, recognised before DataFusion sees the SQL.
 #[derive(Debug, Clone)]
 pub enum CatalogStatement {
+    /// `CREATE TABLE ... WITH (topic = ...)`: a source table fed from a Kafka topic.
     CreateSource {
+        /// The table's columns, topic, format and event-time column, with its CREATE text.
         spec: SourceSpec,
+        /// With `IF NOT EXISTS`: a source table or view of that name makes it a no-op.
         if_not_exists: bool,
     },
+    /// `CREATE [OR REPLACE] MATERIALIZED VIEW name AS query`.
     CreateView {
+        /// The view's name, unqualified and normalized.
         name: String,
+        /// The SELECT text after `AS`, as parsed and printed back.
         query: String,
+        /// With `OR REPLACE`: a materialized view of that name takes the new definition.
         or_replace: bool,
+        /// With `IF NOT EXISTS`: an existing relation of that name makes it a no-op.
         if_not_exists: bool,
     },
+    /// `REFRESH MATERIALIZED VIEW name`: a new batch version of the view.
     Refresh {
+        /// The view to refresh, normalized.
         name: String,
     },
+    /// `DROP MATERIALIZED VIEW [IF EXISTS] names`.
     DropViews {
+        /// The views to drop, unqualified and normalized.
         names: Vec<String>,
+        /// With `IF EXISTS`: a name no relation has is skipped rather than refused.
         if_exists: bool,
     },
     /// `COPY table FROM '/server/path' (FORMAT parquet)`: historical files into
     /// the master dataset.
     Import {
+        /// The source table whose master dataset takes the files, normalized.
         table: String,
+        /// The server-side absolute path of a Parquet file or of a directory of them.
         path: String,
     },
 }

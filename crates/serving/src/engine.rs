@@ -26,6 +26,7 @@ use crate::plainview::PlainViewDef;
 use crate::source::SourceState;
 use crate::view::ViewState;
 
+/// One process's source tables, materialized and plain views, consumers and result cache.
 pub struct Engine {
     config: Config,
     brokers: String,
@@ -60,6 +61,7 @@ impl Engine {
         })
     }
 
+    /// The result cache every session shares.
     pub fn cache(&self) -> &Arc<lambdadb_cache::ResultCache> {
         &self.cache
     }
@@ -69,6 +71,7 @@ impl Engine {
         &self.catalog_log
     }
 
+    /// The catalog's generation: the `#catalog` entry of every cached result's versions.
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -94,10 +97,12 @@ impl Engine {
         Ok(self.producer.get_or_init(|| p))
     }
 
+    /// The configuration the process started with.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// Where the master dataset, the views' batch versions and `catalog.json` live.
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
     }
@@ -128,6 +133,7 @@ impl Engine {
             .expect("a memory-limited runtime always builds")
     }
 
+    /// The source table called `name`, if one is declared.
     pub fn source(&self, name: &str) -> Option<Arc<SourceState>> {
         self.sources
             .read()
@@ -136,6 +142,7 @@ impl Engine {
             .cloned()
     }
 
+    /// The definition of plain view `name`, if one is declared.
     pub fn plain_view(&self, name: &str) -> Option<PlainViewDef> {
         self.plain_views
             .read()
@@ -144,6 +151,7 @@ impl Engine {
             .cloned()
     }
 
+    /// The names of every plain view, in name order.
     pub fn plain_view_names(&self) -> Vec<String> {
         self.plain_views
             .read()
@@ -220,10 +228,12 @@ impl Engine {
         Ok(())
     }
 
+    /// The materialized view called `name`, if one is declared.
     pub fn view(&self, name: &str) -> Option<Arc<ViewState>> {
         self.views.read().expect("views lock").get(name).cloned()
     }
 
+    /// Every source table, in name order.
     pub fn sources(&self) -> Vec<Arc<SourceState>> {
         self.sources
             .read()
@@ -233,6 +243,7 @@ impl Engine {
             .collect()
     }
 
+    /// Every materialized view, in name order.
     pub fn views(&self) -> Vec<Arc<ViewState>> {
         self.views
             .read()
@@ -450,6 +461,7 @@ impl Engine {
         Ok(summary)
     }
 
+    /// `REFRESH MATERIALIZED VIEW name`: a new batch version over the whole master dataset.
     pub async fn refresh(&self, name: &str) -> Result<Arc<ViewVersion>> {
         let view = self.view(name).ok_or_else(|| {
             QueryError::UndefinedTable(format!("materialized view \"{name}\" does not exist"))

@@ -121,6 +121,7 @@ pub async fn produce(
 /// `INSERT INTO <source> [(columns)] <query>`, recognised before planning.
 #[derive(Debug, Clone)]
 pub struct InsertStatement {
+    /// The source table the rows go to (the name's last part, unquoted).
     pub table: String,
     /// The target columns as written (empty: all, in declared order).
     pub columns: Vec<String>,

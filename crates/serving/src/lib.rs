@@ -15,6 +15,8 @@
 //! code; `tests/seam.rs` checks the batch/speed seam under concurrency against
 //! librdkafka's mock cluster; `integration/` drives it through the server.
 
+#![warn(missing_docs)]
+
 pub mod catalog;
 pub mod catalog_log;
 pub mod context;

@@ -15,10 +15,13 @@ use datafusion::physical_plan::ExecutionPlan;
 /// A view's definition: its query and the columns it had when declared.
 #[derive(Debug, Clone)]
 pub struct PlainViewDef {
+    /// The view's query, planned again at every use.
     pub sql: String,
+    /// The columns the query had when the view was declared.
     pub schema: SchemaRef,
 }
 
+/// A plain view as a table: its query expanded over the live catalog when scanned.
 pub struct PlainViewTable {
     def: PlainViewDef,
     /// The catalog the view's query is planned over (the live source tables
@@ -33,6 +36,7 @@ impl std::fmt::Debug for PlainViewTable {
 }
 
 impl PlainViewTable {
+    /// The view `def`, to be planned over `catalog` when scanned.
     pub fn new(def: PlainViewDef, catalog: Arc<dyn CatalogProvider>) -> Self {
         Self { def, catalog }
     }

@@ -117,6 +117,7 @@ pub struct Collecting {
 }
 
 impl Collecting {
+    /// Streams `inner`; a result that ends without error is cached under `key` at `versions`.
     pub fn new(
         inner: SendableRecordBatchStream,
         cache: Arc<ResultCache>,

@@ -26,6 +26,7 @@ pub struct SnapshotTable {
 }
 
 impl SnapshotTable {
+    /// The archive `files` plus the in-memory `rows`, all in physical schema `schema`.
     pub fn new(schema: SchemaRef, files: Vec<PathBuf>, rows: Vec<RecordBatch>) -> Self {
         Self {
             schema,

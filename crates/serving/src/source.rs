@@ -27,9 +27,13 @@ use crate::viewspeed::{ViewInput, ViewSpeed};
 /// A message the decoder refused, as shown in `lambdadb.rejected_messages`.
 #[derive(Debug, Clone)]
 pub struct RejectedMessage {
+    /// The Kafka partition the message was read from.
     pub partition: PartitionId,
+    /// The message's offset in its partition.
     pub offset: i64,
+    /// Why the decoder refused it.
     pub reason: String,
+    /// When it was refused, in milliseconds since the epoch.
     pub at_ms: i64,
 }
 
@@ -43,34 +47,51 @@ struct Inner {
 /// One consistent view of a source.
 #[derive(Clone)]
 pub struct SourceSnapshot {
+    /// The manifest at the snapshot: the archive files and the watermark they cover.
     pub manifest: Arc<Manifest>,
     /// Every consumed row above the manifest's watermark.
     pub speed: Vec<RecordBatch>,
+    /// The next offset to consume per partition when the snapshot was taken.
     pub consumed: Watermark,
+    /// The speed table's change counter (bumped by every append and prune) at the snapshot.
     pub speed_sequence: u64,
 }
 
 /// Figures for `lambdadb.sources`.
 #[derive(Debug, Clone)]
 pub struct SourceStats {
+    /// The manifest's watermark: offsets below it are in archive files.
     pub archived: Watermark,
+    /// The next offset to consume per partition.
     pub consumed: Watermark,
+    /// The broker's high watermark per partition, as the consumer last reported it.
     pub high: BTreeMap<PartitionId, i64>,
+    /// Rows in the manifest's files.
     pub archived_rows: u64,
+    /// Files in the manifest.
     pub archived_files: usize,
+    /// Bytes the manifest's files take on disk.
     pub archived_bytes: u64,
+    /// Rows the speed table holds in memory.
     pub speed_rows: usize,
+    /// Memory the speed table's rows take, in bytes.
     pub speed_bytes: usize,
+    /// Messages decoded into rows since start-up.
     pub accepted: u64,
+    /// Messages the decoder refused since start-up.
     pub rejected: u64,
+    /// Partitions whose consumer stopped, with the reason.
     pub failed: BTreeMap<PartitionId, String>,
 }
 
+/// One source table's live state: manifest, speed rows, its views' speed states, ingest figures.
 pub struct SourceState {
+    /// The table's declaration: columns, topic, format and event-time column.
     pub spec: SourceSpec,
     /// The declared and physical schemas as scanned (text as `Utf8View`, see
     /// `tables::SourceTable`), derived once rather than at every table lookup.
     pub scan_schema: arrow::datatypes::SchemaRef,
+    /// The physical schema as scanned: declared columns, then `_partition` and `_offset`.
     pub scan_physical: arrow::datatypes::SchemaRef,
     archiver: Archiver,
     inner: RwLock<Inner>,
@@ -187,10 +208,12 @@ impl SourceState {
             .insert(name.to_string(), ViewSpeed::at_version(version));
     }
 
+    /// Stops keeping view `name`'s speed state (dropped, or now over another source).
     pub fn detach_view(&self, name: &str) {
         self.inner.write().expect("source lock").views.remove(name);
     }
 
+    /// A copy of view `name`'s speed state, if the view is attached.
     pub fn view_speed(&self, name: &str) -> Option<ViewSpeed> {
         self.inner
             .read()
@@ -247,6 +270,7 @@ impl SourceState {
         }
     }
 
+    /// This source's part of the master dataset: `data_dir/sources/<name>`.
     pub fn dir(&self) -> &Path {
         self.archiver.dir()
     }
@@ -256,6 +280,7 @@ impl SourceState {
         self.inner.read().expect("source lock").speed.consumed()
     }
 
+    /// The manifest and every speed row above its watermark, read under one lock.
     pub fn snapshot(&self) -> SourceSnapshot {
         let inner = self.inner.read().expect("source lock");
         let from = inner.manifest.watermark.clone();
@@ -272,6 +297,7 @@ impl SourceState {
         snap.manifest.files_from(self.dir(), from)
     }
 
+    /// The manifest as last committed.
     pub fn manifest(&self) -> Arc<Manifest> {
         self.inner.read().expect("source lock").manifest.clone()
     }
@@ -349,6 +375,7 @@ impl SourceState {
         Ok(summary)
     }
 
+    /// The most recent rejected messages, oldest first (at most `rejected_keep`).
     pub fn rejected_messages(&self) -> Vec<RejectedMessage> {
         self.rejected
             .lock()
@@ -358,6 +385,7 @@ impl SourceState {
             .collect()
     }
 
+    /// Figures for `lambdadb.sources` and `lambdadb.freshness`, read now.
     pub fn stats(&self) -> SourceStats {
         let inner = self.inner.read().expect("source lock");
         SourceStats {

@@ -32,6 +32,7 @@ pub struct SourceTable {
 }
 
 impl SourceTable {
+    /// The table over `source`; each scan takes a snapshot of its own.
     pub fn new(source: Arc<SourceState>) -> Self {
         Self { source }
     }
@@ -103,6 +104,7 @@ pub struct ViewTable {
 }
 
 impl ViewTable {
+    /// The table over `view`; each scan binds one snapshot of it into the merge plan.
     pub fn new(view: Arc<ViewState>) -> Self {
         Self { view }
     }

@@ -24,13 +24,16 @@ use crate::viewspeed::ViewInput;
 /// Batch versions up to this size are kept in memory (see `batch_table`).
 const IN_MEMORY_LIMIT: u64 = 256 << 20;
 
+/// One materialized view: definition, merge plan, source, stored batch versions and folder.
 pub struct ViewState {
+    /// The view's name in the catalog.
     pub name: String,
     /// The SELECT text after `AS`, as parsed and printed back.
     pub definition: String,
     /// The definition in partial-state form, the output and partial schemas,
     /// and the merge query planned once.
     pub plan: ViewPlan,
+    /// The source table the view reads, which also keeps the view's speed state.
     pub source: Arc<SourceState>,
     store: ViewStore,
     /// Version numbers are never reused, even across a changed definition, so a
@@ -114,6 +117,7 @@ impl ViewState {
         }
     }
 
+    /// The batch version served now, if the view has one.
     pub fn current(&self) -> Option<Arc<ViewVersion>> {
         self.source.view_speed(&self.name).and_then(|s| s.version)
     }
@@ -245,8 +249,11 @@ impl ViewState {
 /// Folds since start-up: how many, the events they covered, their time.
 #[derive(Debug, Default)]
 pub struct FoldStats {
+    /// Folds run.
     pub folds: AtomicU64,
+    /// Events the folds covered.
     pub events: AtomicU64,
+    /// Time spent folding, in microseconds.
     pub micros: AtomicU64,
 }
 

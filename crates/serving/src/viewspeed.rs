@@ -20,6 +20,7 @@ use arrow::record_batch::RecordBatch;
 use lambdadb_batch::ViewVersion;
 use lambdadb_common::Watermark;
 
+/// A view's speed state: the batch version served and the partial states folded above it.
 #[derive(Debug, Clone, Default)]
 pub struct ViewSpeed {
     /// The batch version served.
@@ -56,6 +57,7 @@ impl ViewSpeed {
         }
     }
 
+    /// Partial-state rows across the segments.
     pub fn segment_rows(&self) -> usize {
         self.segments.iter().map(|b| b.num_rows()).sum()
     }
@@ -86,6 +88,7 @@ impl ViewSpeed {
         seen.len()
     }
 
+    /// Memory the segments take, in bytes.
     pub fn segment_bytes(&self) -> usize {
         self.segments
             .iter()
@@ -98,6 +101,7 @@ impl ViewSpeed {
 /// `speed.folded`, all from one snapshot of the source.
 #[derive(Debug, Clone)]
 pub struct ViewInput {
+    /// The view's speed state at the snapshot.
     pub speed: ViewSpeed,
     /// Archive files holding events above `speed.folded` (only when `from_files`).
     pub files: Vec<std::path::PathBuf>,
@@ -106,6 +110,7 @@ pub struct ViewInput {
     /// The consumed offsets the snapshot was cut at: `files` and `rows` hold every
     /// event in `[speed.folded, consumed)`.
     pub consumed: Watermark,
+    /// The speed table's change counter at the snapshot.
     pub sequence: u64,
 }
 
@@ -115,6 +120,7 @@ impl ViewInput {
         !self.speed.from_files && self.consumed.le(&self.speed.folded)
     }
 
+    /// Events in `rows`, the unfolded speed-table rows (events in `files` are not counted).
     pub fn pending_rows(&self) -> usize {
         self.rows.iter().map(|b| b.num_rows()).sum()
     }

@@ -44,12 +44,18 @@ pub trait BatchSink: Send + Sync + 'static {
     fn high_watermark(&self, _partition: PartitionId, _high: i64) {}
 }
 
+/// What one source's consumer connects to and how it cuts micro-batches.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
+    /// Kafka bootstrap servers (`bootstrap.servers`).
     pub brokers: String,
+    /// Consumer group the progress commits are sent under; nothing reads them back.
     pub group_id: String,
+    /// The source's topic; all of its partitions are consumed, including ones added later.
     pub topic: String,
+    /// Largest number of messages decoded into one micro-batch.
     pub max_rows: usize,
+    /// Longest time a consumed message waits before its micro-batch is published.
     pub max_wait: Duration,
 }
 
@@ -60,6 +66,7 @@ pub struct ConsumerHandle {
 }
 
 impl ConsumerHandle {
+    /// Stops the consumer and waits for its thread, which publishes its pending messages first.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
@@ -74,6 +81,8 @@ impl Drop for ConsumerHandle {
     }
 }
 
+/// Starts one source's consumer on its own thread: partitions start at the offsets
+/// `sink` recorded, and decoded micro-batches and rejections go to `sink`.
 pub fn spawn_consumer(
     settings: ConsumerSettings,
     decoder: JsonDecoder,

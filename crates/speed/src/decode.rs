@@ -25,16 +25,22 @@ use crate::object::{ObjectError, read_object};
 /// One consumed Kafka message.
 #[derive(Debug, Clone)]
 pub struct RawMessage {
+    /// The Kafka partition the message was consumed from.
     pub partition: PartitionId,
+    /// The message's offset within its partition.
     pub offset: i64,
+    /// The message value; `None` when it has none (such a message is rejected).
     pub payload: Option<Vec<u8>>,
 }
 
 /// A message that could not be decoded, kept for `lambdadb.rejected_messages`.
 #[derive(Debug, Clone)]
 pub struct Rejection {
+    /// The Kafka partition of the rejected message.
     pub partition: PartitionId,
+    /// The rejected message's offset within its partition.
     pub offset: i64,
+    /// Why the message was rejected, worded for users.
     pub reason: String,
 }
 
@@ -61,6 +67,7 @@ enum Cell {
 }
 
 impl JsonDecoder {
+    /// A decoder for the `declared` columns; fails on a type JSON sources cannot decode yet.
     pub fn try_new(declared: SchemaRef) -> Result<Self, String> {
         for f in declared.fields() {
             if !supported(f.data_type()) {
@@ -78,6 +85,7 @@ impl JsonDecoder {
         })
     }
 
+    /// The schema of decoded batches: declared columns, then `_partition` and `_offset`.
     pub fn physical_schema(&self) -> SchemaRef {
         self.physical.clone()
     }

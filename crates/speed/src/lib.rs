@@ -10,6 +10,8 @@
 //! against librdkafka's mock cluster in `crates/serving/tests/seam.rs` and against
 //! a real broker in `integration/`.
 
+#![warn(missing_docs)]
+
 pub mod consumer;
 pub mod decode;
 mod object;

@@ -18,6 +18,7 @@ use lambdadb_common::{Fingerprint, PartitionId, Watermark};
 /// A decoded micro-batch of one partition.
 #[derive(Debug, Clone)]
 pub struct SpeedBatch {
+    /// The Kafka partition every row of the batch comes from.
     pub partition: PartitionId,
     /// First consumed offset of the micro-batch (possibly a rejected message).
     pub first_offset: i64,
@@ -47,10 +48,12 @@ pub struct SpeedTable {
 }
 
 impl SpeedTable {
+    /// An empty table: nothing consumed yet in any partition.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Adds a partition's next micro-batch and moves its consumed position past it.
     pub fn append(&mut self, batch: SpeedBatch) {
         let buf = self.partitions.entry(batch.partition).or_default();
         buf.consumed = Some(batch.next_offset);
@@ -118,14 +121,17 @@ impl SpeedTable {
             .unwrap_or_default()
     }
 
+    /// Rows held, i.e. consumed but not archived yet.
     pub fn num_rows(&self) -> usize {
         self.rows
     }
 
+    /// Arrow memory taken by the rows held.
     pub fn memory_bytes(&self) -> usize {
         self.bytes
     }
 
+    /// Changes on every append and prune: a cheap identity of the table's contents.
     pub fn sequence(&self) -> u64 {
         self.sequence
     }

@@ -3,6 +3,7 @@
 
 use datafusion::error::DataFusionError;
 
+/// Why a view definition was refused, or why planning or folding its partial states failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
     /// The definition does not parse.
@@ -30,4 +31,5 @@ pub enum ViewError {
     Internal(String),
 }
 
+/// A result whose error is a [`ViewError`].
 pub type Result<T> = std::result::Result<T, ViewError>;

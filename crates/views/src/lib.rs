@@ -16,6 +16,8 @@
 //! beside the code (`decompose_tests.rs`, `sketches.rs`); the view oracle in
 //! `integration/test_view_oracle.py` checks the algebra end to end.
 
+#![warn(missing_docs)]
+
 pub mod decompose;
 pub mod error;
 pub mod fold;

@@ -17,7 +17,10 @@ use datafusion::prelude::SessionContext;
 use crate::decompose::{BATCH_PARTS, Decomposition, SPEED_PARTS};
 use crate::error::Result;
 
+/// A materialized view planned once: its decomposition, its two schemas and the
+/// optimized merge plan that [`ViewPlan::bind`] points at one snapshot's inputs.
 pub struct ViewPlan {
+    /// The definition in partial-state form that the plan was built from.
     pub decomposition: Decomposition,
     /// Output schema of the view.
     pub schema: SchemaRef,

@@ -48,6 +48,7 @@ pub fn parse_verifier(v: &str) -> Option<ScramSecret> {
 /// The configured users, as pgwire's SCRAM implementation asks for them.
 #[derive(Debug)]
 pub struct ConfiguredUsers {
+    /// The configured users, each with the SCRAM verifier the exchange checks against.
     pub users: Vec<UserConfig>,
 }
 

@@ -20,6 +20,7 @@ pub struct CancelRegistry {
 }
 
 impl CancelRegistry {
+    /// Records connection `pid`'s cancel key and the signal that cancels its running statement.
     pub fn register(&self, pid: i32, key: SecretKey, signal: Arc<Notify>) {
         self.connections
             .lock()
@@ -27,6 +28,7 @@ impl CancelRegistry {
             .insert(pid, (key, signal));
     }
 
+    /// Forgets connection `pid`, once it has closed.
     pub fn remove(&self, pid: i32) {
         self.connections.lock().expect("cancel lock").remove(&pid);
     }

@@ -14,6 +14,7 @@ use crate::encode::{encode_copy, field_infos};
 use crate::error::datafusion_to_pgwire;
 use crate::session::{CopyFormat, CopyKind};
 
+/// The CopyOut response sending `batches` in `format`, timestamps shown in `zone`.
 pub fn copy_out(
     schema: SchemaRef,
     batches: impl Stream<Item = datafusion::error::Result<arrow::record_batch::RecordBatch>>

@@ -17,6 +17,8 @@ use tokio::time::Sleep;
 
 use crate::session::Session;
 
+/// A result stream that ends with 57014 once the statement timeout passes or a cancel
+/// request arrives; built by [`with_deadline`].
 pub struct Deadline {
     inner: Option<SendableRecordBatchStream>,
     sleep: Option<Pin<Box<Sleep>>>,

@@ -204,6 +204,7 @@ pub fn encode_batch(
 
 /// Where encoded values go: a DataRow or a COPY row. One encoder for both.
 pub trait FieldSink {
+    /// Encodes `value` as the next field of the current row.
     fn put<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()>;
 }
 

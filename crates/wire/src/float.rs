@@ -18,6 +18,7 @@ type BoxError = Box<dyn Error + Sync + Send>;
 /// float4). The binary form is the float's own.
 macro_rules! pg_float {
     ($name:ident, $float:ty, $pg:ident, $fixed_below:expr) => {
+        /// A float whose text form is PostgreSQL's; its binary form is the float's own.
         #[derive(Debug, Clone, Copy)]
         pub struct $name(pub $float);
 

@@ -92,6 +92,7 @@ impl Drop for Handler {
 }
 
 impl Handler {
+    /// The handler of one accepted connection, whose statements run in `session`.
     pub fn new(session: Session, cancels: Arc<CancelRegistry>, slots: Arc<Slots>) -> Self {
         let session = Arc::new(session);
         let params = server_params();
@@ -127,10 +128,12 @@ impl Handler {
         }
     }
 
+    /// The connection's activity, which the watchdog checks for its timeouts.
     pub fn activity(&self) -> Arc<Activity> {
         self.activity.clone()
     }
 
+    /// The connection's session.
     pub fn session(&self) -> &Arc<Session> {
         &self.session
     }

@@ -53,6 +53,7 @@ impl Activity {
     }
 }
 
+/// Keeps the connection counted as busy until it drops; see [`Activity::begin`].
 pub struct BusyGuard(Arc<Activity>);
 
 impl Drop for BusyGuard {
@@ -65,7 +66,9 @@ impl Drop for BusyGuard {
 /// Why the watchdog ended a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {
+    /// The client did not log in within `authentication_timeout`.
     Authentication,
+    /// The session waited for its client longer than `idle_session_timeout`.
     Idle,
 }
 

@@ -9,6 +9,8 @@
 //! with real clients (psql, psycopg, asyncpg, pgJDBC, node-postgres) in
 //! `integration/`.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod cancel;
 pub mod copy;

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The connection slots: at most `max_connections` connections past startup at once.
 pub struct Slots {
     active: AtomicUsize,
     max: usize,
@@ -24,6 +25,7 @@ impl Drop for Slot {
 }
 
 impl Slots {
+    /// Slots for at most `max` connections, none taken.
     pub fn new(max: usize) -> Arc<Self> {
         Arc::new(Self {
             active: AtomicUsize::new(0),

@@ -10,6 +10,8 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+/// The TLS acceptor for PEM certificate chain `cert` and private key `key`, or what could
+/// not be loaded.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("cannot read TLS certificate {}: {e}", cert.display()))?

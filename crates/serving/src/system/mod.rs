@@ -15,6 +15,7 @@ use datafusion::error::Result;
 use crate::engine::Engine;
 use columns::ts_field;
 
+/// The names of the system tables of schema `lambdadb`.
 pub const TABLES: &[&str] = &[
     "sources",
     "views",
@@ -23,6 +24,7 @@ pub const TABLES: &[&str] = &[
     "cache",
 ];
 
+/// System table `name`, built from the engine's state now; `None` if there is none.
 pub fn table(engine: &Engine, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
     let batch = match name {
         "sources" => sources(engine)?,

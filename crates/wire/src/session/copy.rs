@@ -9,19 +9,28 @@ use datafusion::sql::sqlparser::ast::{
 
 use lambdadb_pgcompat::{QueryError, Result};
 
+/// The format of COPY data, as `FORMAT` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyKind {
+    /// PostgreSQL's text format: tab-separated, `\N` for NULL (the default).
     Text,
+    /// Comma-separated values, quoted where needed.
     Csv,
+    /// PostgreSQL's binary COPY format, with its file header and trailer.
     Binary,
 }
 
 /// How rows are written out.
 #[derive(Debug, Clone)]
 pub struct CopyFormat {
+    /// Text, CSV or binary.
     pub kind: CopyKind,
+    /// Whether the CSV output starts with a line of column names (`HEADER`); text and
+    /// binary ignore it.
     pub header: bool,
+    /// The column separator (`DELIMITER`); `None` for the format's own (tab, or comma in CSV).
     pub delimiter: Option<char>,
+    /// The text written for NULL (`NULL`); `None` for the format's own (`\N`, or nothing in CSV).
     pub null: Option<String>,
 }
 

@@ -24,6 +24,8 @@ pub use copy::{CopyFormat, CopyKind};
 pub use prepared::{Outcome, Prepared};
 use statements::{external_table, plain_view_statement, verify};
 
+/// One client's session: its DataFusion context, settings, transaction state and role,
+/// through which every statement of the connection runs.
 pub struct Session {
     engine: Arc<Engine>,
     ctx: SessionContext,
@@ -46,6 +48,7 @@ enum TxState {
 }
 
 impl Session {
+    /// A read-only session over `engine`'s catalog, with the configured defaults and `pg_catalog`.
     pub fn new(engine: Arc<Engine>) -> Self {
         let ctx = lambdadb_serving::catalog::query_context(&engine);
         let user = engine.config().user.clone();
@@ -115,6 +118,7 @@ impl Session {
         }
     }
 
+    /// The session's settings (`SET`, `SHOW`, `current_setting`).
     pub fn vars(&self) -> &SessionVars {
         &self.vars
     }
@@ -152,6 +156,7 @@ impl Session {
         state.config_mut().options_mut().execution.time_zone = Some(name);
     }
 
+    /// The engine the session queries.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
@@ -359,6 +364,7 @@ impl Session {
             .collect())
     }
 
+    /// Executes a prepared statement as it was planned, without the result cache.
     pub async fn execute(&self, p: &Prepared, params: Vec<ScalarValue>) -> Result<Outcome> {
         self.execute_keyed(p, params, None).await
     }
