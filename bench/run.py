@@ -129,7 +129,8 @@ def main():
         tmp = Path(tmp)
         broker = harness.Tansu(tmp)
         server = harness.Server(broker.brokers, tmp / "data", tmp,
-                                env={"LAMBDADB_LOG": "warn", "LAMBDADB_RESULT_CACHE_SIZE": "256MB"})
+                                env={"LAMBDADB_LOG": "warn", "LAMBDADB_RESULT_CACHE_SIZE": "256MB",
+                                     "LAMBDADB_IMPORT_DIR": str(root.resolve())})
         pg = Postgres("-c shared_buffers=2GB -c work_mem=256MB -c max_parallel_workers_per_gather=2 "
                       "-c effective_cache_size=8GB -c jit=off")
         peers = []

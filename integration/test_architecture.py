@@ -29,6 +29,7 @@ ALLOWED = {
         "lambdadb-common",
         "lambdadb-speed",
         "lambdadb-batch",
+        "lambdadb-pgcompat",
         "lambdadb-serving",
         "lambdadb-wire",
     },

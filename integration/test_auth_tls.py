@@ -8,13 +8,8 @@ import asyncpg
 import psycopg
 import pytest
 
+from accounts import write_config
 from harness import BIN, ROOT, free_port
-
-
-def verifier(password):
-    out = subprocess.run([BIN, "passwd"], input=password + "\n", capture_output=True,
-                         text=True, check=True)
-    return out.stdout.strip()
 
 
 def make_cert(tmp_path):
@@ -23,19 +18,6 @@ def make_cert(tmp_path):
                     "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
     return cert, key
-
-
-def write_config(tmp_path, tls=None, users=(("alice", "s3cret", "reader"),)):
-    lines = ['auth = "scram-sha-256"']
-    if tls:
-        lines += [f'tls_cert = "{tls[0]}"', f'tls_key = "{tls[1]}"']
-    for name, password, role in users:
-        lines += ["[[users]]", f'name = "{name}"', f'password = "{verifier(password)}"',
-                  f'role = "{role}"']
-    path = tmp_path / "lambdadb.toml"
-    path.write_text("\n".join(lines) + "\n")
-    assert "s3cret" not in path.read_text(), "no plaintext password in the file"
-    return path
 
 
 async def asyncpg_login_error(port, user, password):
@@ -81,6 +63,27 @@ def test_tls_and_prefer(broker, make_server, tmp_path):
         ["psql", f"host=127.0.0.1 port={server.port} user=alice dbname=lambdadb sslmode=require",
          "-XtAc", "SELECT 42"], capture_output=True, text=True, env={"PGPASSWORD": "s3cret"})
     assert out.stdout.strip() == "42", out.stderr
+
+
+def test_tls_required_refuses_plaintext(broker, make_server, tmp_path):
+    broker.create_topic("events", 1)
+    cert, key = make_cert(tmp_path)
+    config = write_config(tmp_path, tls=(cert, key), extra=["tls_required = true"])
+    server = make_server(broker.brokers, config=config)
+    server.user, server.password = "alice", "s3cret"
+    with pytest.raises(psycopg.OperationalError) as e:
+        psycopg.connect(server.dsn(sslmode="disable"))
+    assert "TLS connections only" in str(e.value), e.value
+    # prefer negotiates TLS, and a client stripped of it would be refused as above.
+    for mode in ["prefer", "require"]:
+        with psycopg.connect(server.dsn(sslmode=mode)) as c:
+            assert c.pgconn.ssl_in_use
+            assert c.execute("SELECT 1").fetchone() == (1,)
+    # Without a certificate the setting would lock everyone out: refused at start.
+    bad = tmp_path / "required.toml"
+    bad.write_text("tls_required = true\n")
+    out = run_serve(["--listen", f"127.0.0.1:{free_port()}"], tmp_path, bad)
+    assert out.returncode != 0 and "tls_required" in out.stderr, out.stderr
 
 
 def test_prefer_without_tls_falls_back_to_plaintext(broker, make_server):

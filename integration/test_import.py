@@ -13,7 +13,8 @@ def write_parquet(path, sql):
 
 def test_import_joins_table_and_views(broker, make_server, tmp_path):
     broker.create_topic("orders", 1)
-    server = make_server(broker.brokers)
+    # Imports read only inside import_dir.
+    server = make_server(broker.brokers, env={"LAMBDADB_IMPORT_DIR": str(tmp_path)})
     server.query("CREATE TABLE orders (ts TIMESTAMPTZ NOT NULL, sku TEXT NOT NULL, "
                  "qty INTEGER, price NUMERIC(10,2)) WITH (topic = 'orders', event_time = 'ts')")
     server.query("INSERT INTO orders VALUES ('2026-01-02 10:00:00+00', 'a', 1, 2.50)")
@@ -49,6 +50,9 @@ def test_import_joins_table_and_views(broker, make_server, tmp_path):
     write_parquet(tmp_path / "nosku.parquet", "SELECT now() AS ts")
     write_parquet(tmp_path / "big.parquet", "SELECT now() AS ts, 'x' AS sku, 99999999999 AS qty")
     (tmp_path / "junk.parquet").write_text("not parquet")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.parquet"
+    write_parquet(outside, "SELECT now() AS ts, 'x' AS sku")
+    (tmp_path / "link.parquet").symlink_to(outside)
     bad = {
         f"COPY orders FROM '{tmp_path / 'extra.parquet'}' (FORMAT parquet)": ("22000", "bogus"),
         f"COPY orders FROM '{tmp_path / 'nosku.parquet'}' (FORMAT parquet)": ("22000", "sku"),
@@ -57,6 +61,10 @@ def test_import_joins_table_and_views(broker, make_server, tmp_path):
         "COPY orders FROM 'rel.parquet' (FORMAT parquet)": ("22023", "absolute"),
         f"COPY orders FROM '{tmp_path / 'x.csv'}' (FORMAT csv)": ("0A000", "Parquet only"),
         f"COPY by_sku FROM '{hist}' (FORMAT parquet)": ("42809", "source table"),
+        f"COPY orders FROM '{outside}' (FORMAT parquet)": ("42501", "import_dir"),
+        f"COPY orders FROM '{tmp_path}/../{outside.name}' (FORMAT parquet)": ("42501", "import_dir"),
+        f"COPY orders FROM '{tmp_path / 'link.parquet'}' (FORMAT parquet)": ("42501", "import_dir"),
+        "COPY orders FROM '/etc/hostname' (FORMAT parquet)": ("42501", "import_dir"),
     }
     with server.connect() as conn:
         conn.autocommit = True

@@ -3,10 +3,13 @@
 //! binary). Unknown keys are refused so that a typo never silently falls back to a
 //! default.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::kafka::Secret;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,11 @@ pub struct Config {
     pub listen: String,
     /// Connections beyond this many are refused with 53300.
     pub max_connections: usize,
+    /// Connections that have not logged in yet, at most: one more closes the
+    /// oldest of them (see `authentication_timeout`). Before login a connection
+    /// costs a socket, a buffer and a timer, so a flood stays cheap, and real
+    /// clients, which log in within milliseconds, are not locked out by it.
+    pub max_unauthenticated_connections: usize,
     /// `trust` (no password; loopback only) or `scram-sha-256` (users below).
     pub auth: String,
     /// Users allowed to connect; with `trust`, only `user` (or these names).
@@ -44,6 +52,10 @@ pub struct Config {
     pub tls_cert: String,
     /// Path of the PEM private key matching `tls_cert`; set both or neither.
     pub tls_key: String,
+    /// Refuse connections that did not negotiate TLS (28000), as PostgreSQL's
+    /// `hostssl` lines do, so that a client's `sslmode=prefer` cannot be
+    /// downgraded to plaintext by whoever sits on the network. Needs `tls_cert`.
+    pub tls_required: bool,
     /// The default user name (trust authentication without a `users` list).
     pub user: String,
     /// The only database name accepted at start-up.
@@ -52,8 +64,24 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Kafka bootstrap servers; empty starts the embedded demo broker.
     pub brokers: String,
+    /// librdkafka properties for every Kafka client (TLS and SASL:
+    /// `security.protocol`, `sasl.mechanism`, `sasl.username`,
+    /// `ssl.ca.location`, ...). File-only (a `[kafka]` table). Secrets are
+    /// refused here: the SASL password comes from `kafka_sasl_password_file` or
+    /// the LAMBDADB_KAFKA_SASL_PASSWORD environment variable.
+    pub kafka: BTreeMap<String, String>,
+    /// A file whose first line is the SASL password.
+    pub kafka_sasl_password_file: PathBuf,
+    /// The SASL password from LAMBDADB_KAFKA_SASL_PASSWORD; never written out
+    /// or shown.
+    #[serde(skip)]
+    pub kafka_sasl_password: Secret,
     /// Directory of `.sql` files run in name order at start-up.
     pub sql_dir: PathBuf,
+    /// The only directory `COPY t FROM '/path' (FORMAT parquet)` may read (an
+    /// admin's import of historical files); a path that resolves outside it,
+    /// symbolic links followed, is refused with 42501. Empty: file imports are off.
+    pub import_dir: PathBuf,
     /// Largest number of messages decoded into one micro-batch.
     pub micro_batch_rows: usize,
     /// Longest time a consumed message waits before its micro-batch is published.
@@ -75,15 +103,25 @@ pub struct Config {
     /// Memory one query may use (DataFusion's memory pool, per session); a query
     /// that needs more fails with 53200 and the server goes on. Sizes: 512MB, 2GB.
     pub query_memory_limit: String,
+    /// Memory every session's queries, the batch refreshes and the speed folds
+    /// may use together; work beyond it fails with 53200. "0": three quarters
+    /// of the machine's memory.
+    pub memory_limit: String,
     /// Largest result one statement may send (encoded bytes); beyond it the
     /// statement fails with 54000. The session default of
-    /// `lambdadb.max_result_size`; 0 is unlimited.
+    /// `lambdadb.max_result_size`, and the most a reader may set it to (COPY TO
+    /// STDOUT counts too); 0 is unlimited.
     pub max_result_size: String,
     /// Sessions idle (no statement running, waiting for the client) longer than
     /// this are closed with 57P05. The session default of `idle_session_timeout`;
     /// 0 disables, as in PostgreSQL.
     #[serde(with = "duration_str")]
     pub idle_session_timeout: Duration,
+    /// Longest a statement may run before it is cancelled (57014): the session
+    /// default of `statement_timeout`, and the most a reader may set it to.
+    /// 0: no limit (a reader may then set any value).
+    #[serde(with = "duration_str")]
+    pub statement_timeout: Duration,
     /// A connection that has not finished logging in within this time is
     /// closed (PostgreSQL's authentication_timeout).
     #[serde(with = "duration_str")]
@@ -120,15 +158,21 @@ impl Default for Config {
         Self {
             listen: "127.0.0.1:5433".into(),
             max_connections: 100,
+            max_unauthenticated_connections: 256,
             auth: "trust".into(),
             users: Vec::new(),
             tls_cert: String::new(),
             tls_key: String::new(),
+            tls_required: false,
             user: "lambdadb".into(),
             database: "lambdadb".into(),
             data_dir: PathBuf::from("data"),
             brokers: String::new(),
+            kafka: BTreeMap::new(),
+            kafka_sasl_password_file: PathBuf::new(),
+            kafka_sasl_password: Secret::default(),
             sql_dir: PathBuf::from("sql"),
+            import_dir: PathBuf::new(),
             micro_batch_rows: 20_000,
             micro_batch_wait: Duration::from_millis(5),
             archive_interval: Duration::from_secs(10),
@@ -137,8 +181,10 @@ impl Default for Config {
             result_cache_size: "256MB".into(),
             rejected_keep: 10_000,
             query_memory_limit: "2GB".into(),
+            memory_limit: "0".into(),
             max_result_size: "1GB".into(),
             idle_session_timeout: Duration::ZERO,
+            statement_timeout: Duration::ZERO,
             authentication_timeout: Duration::from_secs(60),
             demo_rate: 1_000,
             demo_partitions: 3,
@@ -170,12 +216,18 @@ impl Config {
                 table.insert(k, v);
             }
         }
+        let mut password = Secret::default();
         for (name, value) in env {
             let Some(key) = name.strip_prefix("LAMBDADB_") else {
                 continue;
             };
             // Not configuration keys: the log filter and the test harness's own.
             if key == "LOG" || key.starts_with("TEST_") {
+                continue;
+            }
+            // The one secret, kept out of the serialized configuration.
+            if key == "KAFKA_SASL_PASSWORD" {
+                password = Secret::new(value.clone());
                 continue;
             }
             let key = key.to_ascii_lowercase();
@@ -189,13 +241,20 @@ impl Config {
                     .parse::<i64>()
                     .map(toml::Value::Integer)
                     .map_err(|_| ConfigError::Invalid(format!("{name}={value}: not an integer")))?,
+                toml::Value::Boolean(_) => value
+                    .parse::<bool>()
+                    .map(toml::Value::Boolean)
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!("{name}={value}: use true or false"))
+                    })?,
                 _ => toml::Value::String(value.clone()),
             };
             table.insert(key, parsed);
         }
-        let config: Config = toml::Value::Table(table)
+        let mut config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.kafka_sasl_password = password;
         config.validate()?;
         Ok(config)
     }
@@ -233,11 +292,18 @@ impl Config {
             }
         }
         parse_size(&self.query_memory_limit).map_err(ConfigError::Invalid)?;
+        parse_size(&self.memory_limit).map_err(ConfigError::Invalid)?;
         parse_size(&self.max_result_size).map_err(ConfigError::Invalid)?;
         parse_size(&self.result_cache_size).map_err(ConfigError::Invalid)?;
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             return Err(ConfigError::Invalid(
                 "set both tls_cert and tls_key, or neither".into(),
+            ));
+        }
+        crate::kafka::validate(&self.kafka).map_err(ConfigError::Invalid)?;
+        if self.tls_required && self.tls_cert.is_empty() {
+            return Err(ConfigError::Invalid(
+                "tls_required = true needs tls_cert and tls_key: without them no client could connect".into(),
             ));
         }
         Ok(())
@@ -282,10 +348,44 @@ impl Config {
         parse_size(&self.query_memory_limit).unwrap_or(2 << 30)
     }
 
+    /// `memory_limit` in bytes: the configured size, or three quarters of the
+    /// machine's memory for "0" (8 GB where that cannot be read).
+    pub fn memory_bytes(&self) -> usize {
+        match parse_size(&self.memory_limit) {
+            Ok(n) if n > 0 => n,
+            _ => machine_memory().map(|m| m / 4 * 3).unwrap_or(8 << 30),
+        }
+    }
+
+    /// The properties every Kafka client of the server is created with (the
+    /// `[kafka]` table and the SASL password), or why they cannot be read.
+    pub fn kafka_properties(&self) -> Result<Vec<(String, Secret)>, ConfigError> {
+        crate::kafka::client_properties(
+            &self.kafka,
+            &self.kafka_sasl_password,
+            &self.kafka_sasl_password_file,
+        )
+        .map_err(ConfigError::Invalid)
+    }
+
     /// `result_cache_size` in bytes (validated at load); 0 disables the result cache.
     pub fn result_cache_bytes(&self) -> usize {
         parse_size(&self.result_cache_size).unwrap_or(0)
     }
+}
+
+/// The machine's memory in bytes (Linux `MemTotal`).
+fn machine_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 /// Parses `250ms`, `10s`, `5m`, `1h` (and a bare number of seconds).

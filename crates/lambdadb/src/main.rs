@@ -13,6 +13,7 @@
 
 mod demo;
 mod embedded;
+mod lock;
 mod produce;
 mod serve;
 

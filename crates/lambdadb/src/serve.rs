@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use lambdadb_common::Config;
+use lambdadb_pgcompat::pgshared::PgShared;
 use lambdadb_serving::Engine;
 use lambdadb_wire::session::Session;
 use tokio::net::TcpListener;
@@ -57,7 +59,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    // Kafka's TLS and SASL settings (a password file that cannot be read) fail
+    // the start, not the first consumer.
+    config.kafka_properties()?;
+    // Before anything reads or clears the directory (demo mode starts afresh).
+    let _one_server = crate::lock::DataDirLock::acquire(&config.data_dir, &config.listen)?;
 
+    raise_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("lambdadb")
@@ -89,7 +97,9 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
     };
     let engine = Engine::new(config.clone(), brokers.clone());
 
-    let session = Session::new(engine.clone());
+    // The pg_catalog tables every session shares, decoded once.
+    let pg = Arc::new(PgShared::try_new().context("cannot set up pg_catalog")?);
+    let session = Session::new(engine.clone(), &pg);
     session.grant_admin();
     for (file, text) in Engine::catalog_files(&config.sql_dir)? {
         for r in session.execute_all(&text).await {
@@ -146,7 +156,7 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         config.database
     );
 
-    let server = tokio::spawn(lambdadb_wire::serve(listener, engine.clone(), tls));
+    let server = tokio::spawn(lambdadb_wire::serve(listener, engine.clone(), pg, tls));
     shutdown_signal().await;
     info!("shutting down: stopping consumers and archiving what they consumed");
     server.abort();
@@ -166,5 +176,30 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// Every connection holds two descriptors (the socket and the watchdog's
+/// handle on it), and archives and views open files: the usual soft limit of
+/// 1,024 would refuse connections long before `max_connections` and
+/// `max_unauthenticated_connections` do. Raised to the hard limit, as servers do.
+fn raise_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let soft = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                warn!(
+                    soft,
+                    "cannot raise the open-file limit; connections may be refused early"
+                );
+            }
+        }
     }
 }

@@ -43,6 +43,12 @@ pub enum QueryError {
     /// Something lambdadb or DataFusion does not do: feature_not_supported, 0A000.
     #[error("{0}")]
     FeatureNotSupported(String),
+    /// An identifier longer than PostgreSQL's 63 bytes: name_too_long, 42622.
+    #[error("{0}")]
+    NameTooLong(String),
+    /// A value or result larger than a limit allows: program_limit_exceeded, 54000.
+    #[error("{0}")]
+    ProgramLimit(String),
     /// A column used outside an aggregate is not grouped: grouping_error, 42803.
     #[error("{0}")]
     Grouping(String),
@@ -91,6 +97,8 @@ impl QueryError {
             QueryError::OutOfMemory(_) => "53200",
             QueryError::InvalidDefinition(_) => "42P17",
             QueryError::FeatureNotSupported(_) => "0A000",
+            QueryError::NameTooLong(_) => "42622",
+            QueryError::ProgramLimit(_) => "54000",
             QueryError::Grouping(_) => "42803",
             QueryError::InvalidParameter(_) => "22023",
             QueryError::DataException(_) => "22000",

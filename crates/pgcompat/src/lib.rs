@@ -2,9 +2,10 @@
 //! like PostgreSQL 15 to psql, drivers and BI tools.
 //!
 //! It owns the `pg_catalog` and `information_schema` schemas ([`pg`],
-//! [`infoschema`]), the mapping between Arrow and PostgreSQL types ([`pgtype`])
-//! and PostgreSQL's result types for DataFusion's functions ([`pgtyping`],
-//! [`datetrunc`]), the functions clients call ([`pgfuncs`]), session settings
+//! [`pgshared`], [`infoschema`]), the mapping between Arrow and PostgreSQL types
+//! ([`pgtype`]) and PostgreSQL's result types for DataFusion's functions
+//! ([`pgtyping`], [`datetrunc`]), the functions clients call ([`pgfuncs`]) and
+//! the bounds on their size arguments ([`bounds`]), session settings
 //! (GUCs, [`vars`], [`setshow`]), identifier and column-name rules ([`naming`]),
 //! the SQL rewrites clients' queries need ([`parse`], [`rewrite`],
 //! [`fromfuncs`]), and the SQLSTATE of every error ([`error`]).
@@ -16,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bounds;
 pub mod datetrunc;
 pub mod error;
 pub mod fromfuncs;
@@ -24,6 +26,7 @@ pub mod naming;
 pub mod parse;
 pub mod pg;
 pub mod pgfuncs;
+pub mod pgshared;
 pub mod pgtype;
 pub mod pgtyping;
 pub mod rewrite;

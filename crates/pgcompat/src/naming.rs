@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr, Statement};
+use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName, SelectItem, SetExpr, Statement};
+
+use crate::error::QueryError;
 
 /// Marks the end of a result column's PostgreSQL name in an internal alias.
 /// DataFusion needs unique names in a select list where PostgreSQL repeats them
@@ -81,12 +83,44 @@ fn figure_name(e: &Expr) -> String {
     }
 }
 
-/// Unquoted identifiers fold to lower case, as in PostgreSQL.
-pub fn normalize_ident(s: &str) -> String {
-    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
-        s[1..s.len() - 1].replace("\"\"", "\"")
-    } else {
-        s.to_ascii_lowercase()
+/// The longest identifier PostgreSQL keeps, in bytes (NAMEDATALEN - 1).
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Checks a name an object is created with. PostgreSQL truncates a longer
+/// identifier to 63 bytes; lambdadb refuses it (42622) instead, so that the
+/// name a client declares is the name it queries.
+pub fn check_new_name(name: &str) -> Result<(), QueryError> {
+    if name.is_empty() {
+        return Err(QueryError::Syntax(
+            "zero-length delimited identifier; give the object a name".into(),
+        ));
+    }
+    if name.len() > MAX_IDENTIFIER_BYTES {
+        return Err(QueryError::NameTooLong(format!(
+            "identifier \"{name}\" is longer than {MAX_IDENTIFIER_BYTES} bytes; choose a shorter name"
+        )));
+    }
+    Ok(())
+}
+
+/// An identifier as PostgreSQL resolves it: unquoted, it folds to lower case.
+pub fn fold_ident(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_ascii_lowercase(),
+    }
+}
+
+/// The object a possibly qualified name refers to (`public.events` is
+/// `events`), its last part folded as PostgreSQL does. Parts are read from the
+/// parsed name, so a quoted name may hold dots, quotes or anything else.
+pub fn object_name(name: &ObjectName) -> String {
+    match name.0.last() {
+        Some(part) => match part.as_ident() {
+            Some(ident) => fold_ident(ident),
+            None => part.to_string().to_ascii_lowercase(),
+        },
+        None => String::new(),
     }
 }
 

@@ -13,8 +13,9 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility};
 use datafusion::prelude::{SessionContext, create_udf};
 use datafusion::scalar::ScalarValue;
-use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
+use datafusion_pg_catalog::pg_catalog::PgCatalogSchemaProvider;
 
+use crate::pgshared::{PgShared, Roles};
 use crate::vars::SessionVars;
 
 /// `version()`: PostgreSQL's format, which clients parse, naming lambdadb.
@@ -25,44 +26,24 @@ pub fn version_string() -> String {
     )
 }
 
-/// Roles visible in `pg_roles` / `pg_user`.
-#[derive(Debug, Clone)]
-pub struct Roles {
-    /// The names listed as login roles (a session lists its own user).
-    pub users: Vec<String>,
-}
-
-#[async_trait]
-impl PgCatalogContextProvider for Roles {
-    async fn roles(&self) -> Vec<String> {
-        self.users.clone()
-    }
-
-    async fn role(&self, name: &str) -> Option<Role> {
-        self.users.iter().any(|u| u == name).then(|| Role {
-            name: name.to_string(),
-            is_superuser: false,
-            can_login: true,
-            can_create_db: false,
-            can_create_role: false,
-            can_create_user: false,
-            can_replication: false,
-            grants: vec![],
-            inherited_roles: vec![],
-        })
-    }
-}
-
-/// Installs `pg_catalog` into catalog `lambdadb` and the session functions.
-pub fn install(ctx: &SessionContext, vars: &SessionVars, users: Vec<String>) -> Result<()> {
+/// Installs `pg_catalog` into catalog `lambdadb` and the session functions,
+/// sharing the decoded catalog tables and setup's functions of `shared`.
+pub fn install(
+    ctx: &SessionContext,
+    shared: &PgShared,
+    vars: &SessionVars,
+    users: Vec<String>,
+) -> Result<()> {
     let owner = users.first().cloned().unwrap_or_else(|| "lambdadb".into());
-    datafusion_pg_catalog::setup_pg_catalog(ctx, "lambdadb", Roles { users }).map_err(|e| *e)?;
+    shared.register_functions(ctx);
     let catalog = ctx
         .catalog("lambdadb")
         .ok_or_else(|| DataFusionError::Internal("catalog lambdadb missing".into()))?;
-    let inner = catalog
-        .schema("pg_catalog")
-        .ok_or_else(|| DataFusionError::Internal("pg_catalog missing".into()))?;
+    let inner = Arc::new(PgCatalogSchemaProvider::try_new(
+        ctx.state().catalog_list().clone(),
+        shared.static_tables.clone(),
+        Roles { users },
+    )?);
     catalog.register_schema(
         "pg_catalog",
         Arc::new(PgCatalogOverlay {
@@ -254,7 +235,7 @@ fn current_setting_udf(vars: SessionVars) -> ScalarUDF {
                 .iter()
                 .map(|n| n.as_ref().map(|n| vars.get(n)).transpose())
                 .collect::<crate::error::Result<_>>()
-                .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
             Ok(ColumnarValue::Array(
                 Arc::new(StringArray::from(out)) as ArrayRef
             ))
@@ -276,10 +257,10 @@ fn set_config_udf(vars: SessionVars) -> ScalarUDF {
                 match (n, v) {
                     (Some(n), Some(v)) => {
                         vars.set(n, v)
-                            .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+                            .map_err(|e| DataFusionError::External(Box::new(e)))?;
                         out.push(Some(
                             vars.get(n)
-                                .map_err(|e| DataFusionError::Execution(e.to_string()))?,
+                                .map_err(|e| DataFusionError::External(Box::new(e)))?,
                         ));
                     }
                     _ => out.push(None),

@@ -12,6 +12,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::functions::datetime::date_part;
 use datafusion::functions_aggregate::sum::sum_udaf;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -21,14 +22,21 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
+use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 
 /// A context with PostgreSQL's result types registered; `runtime` shares a
 /// session's memory pool where given.
 pub fn context(config: SessionConfig, runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
-    let ctx = match runtime {
-        Some(rt) => SessionContext::new_with_config_rt(config, rt),
-        None => SessionContext::new_with_config(config),
-    };
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        // PostgreSQL's OID alias types (`regclass`, `regtype`, ...) as type
+        // names, which catalog queries cast to.
+        .with_type_planner(Arc::new(PgOidTypePlanner));
+    if let Some(rt) = runtime {
+        state = state.with_runtime_env(rt);
+    }
+    let ctx = SessionContext::new_with_state(state.build());
     ctx.register_udaf(AggregateUDF::new_from_impl(PgSum::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(PgDatePart::new(true)));
     ctx.register_udf(ScalarUDF::new_from_impl(PgDatePart::new(false)));
@@ -36,6 +44,7 @@ pub fn context(config: SessionConfig, runtime: Option<Arc<RuntimeEnv>>) -> Sessi
     if let Ok(inner) = ctx.udf("date_trunc") {
         ctx.register_udf(crate::datetrunc::UtcDateTrunc::udf(inner));
     }
+    crate::bounds::register(&ctx);
     ctx
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use datafusion::sql::sqlparser::ast::{Expr, Set, Value};
+use datafusion::sql::sqlparser::ast::{Expr, Set, SetSessionAuthorizationParamKind, Value};
 
 use crate::error::{QueryError, Result};
 use crate::vars::SessionVars;
@@ -63,6 +63,20 @@ pub fn set_assignment(set: &Set) -> Option<(String, String)> {
             };
             Some(("TimeZone".into(), v))
         }
+        Set::SetSessionAuthorization(param) => Some((
+            "session_authorization".into(),
+            match &param.kind {
+                SetSessionAuthorizationParamKind::Default => "default".into(),
+                SetSessionAuthorizationParamKind::User(name) => name.value.clone(),
+            },
+        )),
+        Set::SetRole { role_name, .. } => Some((
+            "role".into(),
+            role_name
+                .as_ref()
+                .map(|r| r.value.clone())
+                .unwrap_or_else(|| "none".into()),
+        )),
         _ => None,
     }
 }

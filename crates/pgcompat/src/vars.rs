@@ -2,6 +2,7 @@
 //! `set_config`, `pg_settings`), with PostgreSQL's defaults and names.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{QueryError, Result};
@@ -118,6 +119,11 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "Shows the maximum number of index keys.",
     ),
     (
+        "role",
+        "none",
+        "Sets the current session's role (only the user that logged in).",
+    ),
+    (
         "search_path",
         "\"$user\", public",
         "Sets the schema search order for names that are not schema-qualified.",
@@ -176,7 +182,16 @@ pub struct SessionVars {
     values: Arc<Mutex<BTreeMap<String, String>>>,
     /// Defaults from the server's configuration, which RESET returns to.
     defaults: Arc<BTreeMap<&'static str, String>>,
+    /// Who logged in: `session_authorization` and `role` may name only them.
+    login: Arc<Mutex<String>>,
+    /// Set for readers: the settings the configuration bounds ([`CEILINGS`])
+    /// may be lowered but not raised above the server's value.
+    restricted: Arc<AtomicBool>,
 }
+
+/// Settings whose server value is a ceiling for readers: a statement's time
+/// and the bytes of its result are the server's to bound, not the client's.
+pub const CEILINGS: &[&str] = &["statement_timeout", "lambdadb.max_result_size"];
 
 /// PostgreSQL matches parameter names case-insensitively.
 fn canonical(name: &str) -> Option<&'static str> {
@@ -198,11 +213,22 @@ impl SessionVars {
     /// The parameters of a new session of `user`, all at their defaults.
     pub fn new(user: &str) -> Self {
         let v = Self::default();
-        v.values
+        v.set_login(user);
+        v
+    }
+
+    /// Records who logged in; the session acts as this user.
+    pub fn set_login(&self, user: &str) {
+        *self.login.lock().expect("vars lock") = user.to_string();
+        self.values
             .lock()
             .expect("vars lock")
             .insert("session_authorization".into(), user.to_string());
-        v
+    }
+
+    /// With `on`, the settings of [`CEILINGS`] may only be lowered (readers).
+    pub fn restrict(&self, on: bool) {
+        self.restricted.store(on, Ordering::SeqCst);
     }
 
     /// A parameter's current value; an unknown name is undefined_object (42704).
@@ -284,6 +310,7 @@ impl SessionVars {
     pub fn set(&self, name: &str, value: &str) -> Result<Option<&'static str>> {
         let key = canonical(name).ok_or_else(|| unknown(name))?;
         let value = normalize(key, value)?;
+        let value = self.allowed(key, value)?;
         self.values
             .lock()
             .expect("vars lock")
@@ -294,7 +321,11 @@ impl SessionVars {
     /// Returns a parameter to its default; returns its canonical name when clients must be told.
     pub fn reset(&self, name: &str) -> Result<Option<&'static str>> {
         let key = canonical(name).ok_or_else(|| unknown(name))?;
-        self.values.lock().expect("vars lock").remove(key);
+        let mut values = self.values.lock().expect("vars lock");
+        values.remove(key);
+        if key == "session_authorization" {
+            values.insert(key.into(), self.login.lock().expect("vars lock").clone());
+        }
         Ok(REPORTED.contains(&key).then_some(key))
     }
 
@@ -305,6 +336,37 @@ impl SessionVars {
         values.clear();
         if let Some(u) = user {
             values.insert("session_authorization".into(), u);
+        }
+    }
+
+    /// `value` as `key` may take it in this session: `session_authorization`
+    /// and `role` name only the user who logged in (42501 otherwise, as for a
+    /// PostgreSQL user who is not a member), and a reader may not raise a
+    /// [`CEILINGS`] setting above the server's value.
+    fn allowed(&self, key: &'static str, value: String) -> Result<String> {
+        let login = self.login.lock().expect("vars lock").clone();
+        match key {
+            "session_authorization" if value.eq_ignore_ascii_case("default") => Ok(login),
+            "session_authorization" if value == login => Ok(value),
+            "session_authorization" => Err(QueryError::InsufficientPrivilege(format!(
+                "permission denied to set session authorization \"{value}\"; a session acts as the user that logged in ({login})"
+            ))),
+            "role" if value.eq_ignore_ascii_case("none") => Ok("none".into()),
+            "role" if value == login => Ok(value),
+            "role" => Err(QueryError::InsufficientPrivilege(format!(
+                "permission denied to set role \"{value}\"; a session acts as the user that logged in ({login})"
+            ))),
+            _ if self.restricted.load(Ordering::SeqCst) && CEILINGS.contains(&key) => {
+                let ceiling = self.default_of(key);
+                if raises(key, &value, &ceiling) {
+                    return Err(QueryError::InsufficientPrivilege(format!(
+                        "permission denied to raise {key} above the server's {ceiling}: a reader may only lower it (set {} in the configuration)",
+                        key.trim_start_matches("lambdadb.")
+                    )));
+                }
+                Ok(value)
+            }
+            _ => Ok(value),
         }
     }
 
@@ -382,6 +444,22 @@ fn normalize(key: &str, value: &str) -> Result<String> {
             })
         }
         _ => Ok(v),
+    }
+}
+
+/// Whether `value` of a [`CEILINGS`] setting is above `ceiling` (0 is no limit).
+fn raises(key: &str, value: &str, ceiling: &str) -> bool {
+    let amount = |v: &str| -> Option<u128> {
+        match key {
+            "statement_timeout" => parse_ms(v).map(u128::from),
+            _ => lambdadb_common::config::parse_size(v)
+                .ok()
+                .map(|n| n as u128),
+        }
+    };
+    match (amount(value), amount(ceiling)) {
+        (Some(v), Some(c)) => c > 0 && (v == 0 || v > c),
+        _ => true,
     }
 }
 

@@ -5,13 +5,17 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema};
 use lambdadb_common::SourceSpec;
-use lambdadb_pgcompat::naming::normalize_ident;
+use lambdadb_pgcompat::naming::object_name;
 use lambdadb_pgcompat::pgtype::sql_type;
 use lambdadb_pgcompat::{QueryError, Result};
 use sqlparser::ast::{
     ColumnOption, CopyOption, CopySource, CopyTarget, CreateTable, CreateTableOptions, Expr,
     ObjectType, SqlOption, Statement, Value,
 };
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token;
 
 /// A statement of the catalog, recognised before DataFusion sees the SQL.
 #[derive(Debug, Clone)]
@@ -71,38 +75,33 @@ impl CatalogStatement {
     }
 }
 
-/// `REFRESH MATERIALIZED VIEW [CONCURRENTLY] name`, which sqlparser does not parse.
+/// `REFRESH MATERIALIZED VIEW [CONCURRENTLY] name`, which sqlparser does not parse
+/// as a statement; the name is parsed as one (quoted names hold anything).
 pub fn parse_refresh(sql: &str) -> Option<Result<CatalogStatement>> {
-    let text = sql.trim().trim_end_matches(';').trim();
-    let words: Vec<&str> = text.split_whitespace().collect();
-    if words.first().map(|w| w.eq_ignore_ascii_case("refresh")) != Some(true) {
+    let first = sql.split_whitespace().next()?;
+    if !first.eq_ignore_ascii_case("refresh") {
         return None;
     }
-    let mut rest = &words[1..];
-    for kw in ["materialized", "view"] {
-        match rest.first() {
-            Some(w) if w.eq_ignore_ascii_case(kw) => rest = &rest[1..],
-            _ => {
-                return Some(Err(QueryError::Syntax(
-                    "syntax error: expected REFRESH MATERIALIZED VIEW name".into(),
-                )));
-            }
-        }
+    let syntax =
+        || QueryError::Syntax("syntax error: expected REFRESH MATERIALIZED VIEW name".into());
+    let mut parser = match Parser::new(&PostgreSqlDialect {}).try_with_sql(sql) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(QueryError::Syntax(e.to_string()))),
+    };
+    if !parser.parse_keywords(&[Keyword::REFRESH, Keyword::MATERIALIZED, Keyword::VIEW]) {
+        return Some(Err(syntax()));
     }
-    if rest
-        .first()
-        .is_some_and(|w| w.eq_ignore_ascii_case("concurrently"))
-    {
-        rest = &rest[1..];
+    let _ = parser.parse_keyword(Keyword::CONCURRENTLY);
+    let Ok(name) = parser.parse_object_name(false) else {
+        return Some(Err(syntax()));
+    };
+    while parser.consume_token(&Token::SemiColon) {}
+    if parser.peek_token().token != Token::EOF {
+        return Some(Err(syntax()));
     }
-    match rest {
-        [name] => Some(Ok(CatalogStatement::Refresh {
-            name: normalize_ident(name),
-        })),
-        _ => Some(Err(QueryError::Syntax(
-            "syntax error: expected REFRESH MATERIALIZED VIEW name".into(),
-        ))),
-    }
+    Some(Ok(CatalogStatement::Refresh {
+        name: object_name(&name),
+    }))
 }
 
 /// Recognises catalog statements among parsed ones; `None` means "DataFusion's".
@@ -117,7 +116,7 @@ pub fn classify(stmt: &Statement) -> Option<Result<CatalogStatement>> {
             )
         }
         Statement::CreateView(v) if v.materialized => Some(Ok(CatalogStatement::CreateView {
-            name: object_name(&v.name.to_string()),
+            name: object_name(&v.name),
             query: v.query.to_string(),
             or_replace: v.or_replace,
             if_not_exists: v.if_not_exists,
@@ -128,7 +127,7 @@ pub fn classify(stmt: &Statement) -> Option<Result<CatalogStatement>> {
             names,
             ..
         } => Some(Ok(CatalogStatement::DropViews {
-            names: names.iter().map(|n| object_name(&n.to_string())).collect(),
+            names: names.iter().map(object_name).collect(),
             if_exists: *if_exists,
         })),
         Statement::Copy {
@@ -181,13 +180,13 @@ fn import_statement(
         )));
     }
     Ok(CatalogStatement::Import {
-        table: object_name(&table_name.to_string()),
+        table: object_name(table_name),
         path: filename.to_string(),
     })
 }
 
 fn source_spec(ct: &CreateTable, definition: String) -> Result<SourceSpec> {
-    let name = object_name(&ct.name.to_string());
+    let name = object_name(&ct.name);
     let CreateTableOptions::With(options) = &ct.table_options else {
         unreachable!("checked by classify")
     };
@@ -269,11 +268,6 @@ fn option_text(e: &Expr) -> Result<String> {
             "table option value {other} must be a string literal"
         ))),
     }
-}
-
-/// The last part of a possibly qualified name (`public.events` is `events`).
-fn object_name(qualified: &str) -> String {
-    normalize_ident(qualified.rsplit('.').next().unwrap_or(qualified))
 }
 
 #[cfg(test)]

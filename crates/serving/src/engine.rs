@@ -4,24 +4,25 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use lambdadb_batch::{ImportSummary, ViewVersion};
 use lambdadb_common::{Config, SourceSpec};
-use lambdadb_pgcompat::naming::quote_ident;
+use lambdadb_pgcompat::naming::{check_new_name, quote_ident};
 use lambdadb_pgcompat::{QueryError, Result};
 use lambdadb_speed::{ConsumerHandle, ConsumerSettings, JsonDecoder, spawn_consumer};
 use lambdadb_views::decompose;
 use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::catalog_log::CatalogLog;
 use crate::ddl::CatalogStatement;
 use crate::error::{from_batch, from_view};
+use crate::memory::BoundedPool;
 use crate::plainview::PlainViewDef;
 use crate::source::SourceState;
 use crate::view::ViewState;
@@ -37,6 +38,10 @@ pub struct Engine {
     /// Created at the first INSERT.
     producer: std::sync::OnceLock<FutureProducer>,
     cache: Arc<lambdadb_cache::ResultCache>,
+    /// The server's `memory_limit`, shared by every query, refresh and fold.
+    memory: Arc<dyn MemoryPool>,
+    /// Refreshes' and folds' runtime, drawing from `memory`.
+    background: Arc<RuntimeEnv>,
     catalog_log: CatalogLog,
     /// Bumped by every catalog change; part of every cached result's versions.
     generation: std::sync::atomic::AtomicU64,
@@ -45,7 +50,15 @@ pub struct Engine {
 impl Engine {
     /// `brokers` is the effective bootstrap list (the embedded broker's in demo mode).
     pub fn new(config: Config, brokers: String) -> Arc<Self> {
+        let memory: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(config.memory_bytes()));
+        let background = runtime_with(Arc::new(BoundedPool::new(
+            memory.clone(),
+            config.memory_bytes(),
+            "memory_limit",
+        )));
         Arc::new(Self {
+            memory,
+            background,
             brokers,
             sources: RwLock::new(BTreeMap::new()),
             views: RwLock::new(BTreeMap::new()),
@@ -87,14 +100,27 @@ impl Engine {
         if let Some(p) = self.producer.get() {
             return Ok(p);
         }
-        let p = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &self.brokers)
             .set("acks", "all")
             .set("linger.ms", "1")
-            .set("message.timeout.ms", "10000")
+            .set("message.timeout.ms", "10000");
+        for (key, value) in self.kafka_properties()? {
+            config.set(key, value.expose());
+        }
+        let p = config
             .create()
             .map_err(|e| QueryError::Internal(format!("cannot create the Kafka producer: {e}")))?;
         Ok(self.producer.get_or_init(|| p))
+    }
+
+    /// TLS and SASL properties for Kafka clients (never logged: they may hold
+    /// the SASL password).
+    fn kafka_properties(&self) -> Result<Vec<(String, lambdadb_common::kafka::Secret)>> {
+        self.config
+            .kafka_properties()
+            .map_err(|e| QueryError::InvalidParameter(e.to_string()))
     }
 
     /// The configuration the process started with.
@@ -121,16 +147,22 @@ impl Engine {
             .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
     }
 
-    /// A runtime whose memory pool enforces `query_memory_limit`. Spilling to disk
-    /// is off, so a query over the limit fails (53200) instead of filling the disk.
+    /// A session's runtime: its memory pool enforces `query_memory_limit` and
+    /// draws from the server's `memory_limit` (see `memory`). Spilling to disk
+    /// is off, so a query over a limit fails (53200) instead of filling the disk.
     pub fn runtime(&self) -> Arc<RuntimeEnv> {
-        RuntimeEnvBuilder::new()
-            .with_memory_limit(self.config.query_memory_bytes(), 1.0)
-            .with_disk_manager_builder(
-                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
-            )
-            .build_arc()
-            .expect("a memory-limited runtime always builds")
+        let pool = BoundedPool::new(
+            self.memory.clone(),
+            self.config.query_memory_bytes(),
+            "query_memory_limit",
+        );
+        runtime_with(Arc::new(pool))
+    }
+
+    /// The runtime batch refreshes and speed folds run in: bounded by the
+    /// server's `memory_limit`, which queries share.
+    pub fn background_runtime(&self) -> Arc<RuntimeEnv> {
+        self.background.clone()
     }
 
     /// The source table called `name`, if one is declared.
@@ -170,6 +202,7 @@ impl Engine {
         query: &str,
         or_replace: bool,
     ) -> Result<()> {
+        check_new_name(name)?;
         let df = ctx.sql(query).await?;
         let def = PlainViewDef {
             sql: query.to_string(),
@@ -298,6 +331,7 @@ impl Engine {
     /// Declares a source table and starts consuming its topic from the offsets the
     /// master dataset recorded.
     pub fn create_source(&self, spec: SourceSpec, if_not_exists: bool) -> Result<()> {
+        check_new_name(&spec.name)?;
         if self.source(&spec.name).is_some() || self.view(&spec.name).is_some() {
             if if_not_exists {
                 return Ok(());
@@ -321,6 +355,7 @@ impl Engine {
             topic: spec.topic.clone(),
             max_rows: self.config.micro_batch_rows,
             max_wait: self.config.micro_batch_wait,
+            properties: self.kafka_properties()?,
         };
         let handle = spawn_consumer(settings, decoder, state.clone())
             .map_err(|e| QueryError::Internal(format!("cannot start the consumer: {e}")))?;
@@ -343,6 +378,7 @@ impl Engine {
         or_replace: bool,
         if_not_exists: bool,
     ) -> Result<()> {
+        check_new_name(&name)?;
         let old = self.view(&name);
         let taken = self.source(&name).is_some() || self.plain_view(&name).is_some();
         if (old.is_some() || taken) && if_not_exists {
@@ -384,6 +420,7 @@ impl Engine {
             source,
             self.data_dir(),
             self.session_config(),
+            self.background_runtime(),
         )
         .await?;
         let view = Arc::new(view);
@@ -444,7 +481,8 @@ impl Engine {
                 QueryError::UndefinedTable(format!("relation \"{table}\" does not exist"))
             }
         })?;
-        let paths = lambdadb_batch::import_paths(path).map_err(from_batch)?;
+        let path = crate::importdir::importable(&self.config.import_dir, path)?;
+        let paths = lambdadb_batch::import_paths(&path).map_err(from_batch)?;
         let summary = source.import(paths).await?;
         self.catalog_changed();
         info!(
@@ -490,63 +528,20 @@ impl Engine {
             .collect()
     }
 
-    /// Archives every source on the configured interval and refreshes every view on
-    /// its schedule, until the process ends.
-    pub fn spawn_background(self: &Arc<Self>) {
-        let engine = self.clone();
-        let every = self.config.archive_interval;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));
-            loop {
-                tick.tick().await;
-                for s in engine.sources() {
-                    if let Err(e) = s.archive().await {
-                        error!(table = %s.spec.name, "archiving failed, will retry: {e}");
-                    }
-                }
-            }
-        });
-        {
-            let engine = self.clone();
-            let every = self
-                .config
-                .speed_fold_interval
-                .max(Duration::from_millis(10));
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    for v in engine.views() {
-                        if let Err(e) = v.fold().await {
-                            error!(view = %v.name, "folding new events failed, queries merge them meanwhile: {e}");
-                        }
-                    }
-                }
-            });
-        }
-        if !self.config.refresh_interval.is_zero() {
-            let engine = self.clone();
-            let every = self.config.refresh_interval;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    for v in engine.views() {
-                        if let Err(e) = engine.refresh(&v.name).await {
-                            error!(view = %v.name, "scheduled refresh failed: {e}");
-                        }
-                    }
-                }
-            });
-        }
-    }
-
     /// Stops the consumers (their threads flush what they decoded).
     pub fn stop(&self) {
         for c in self.consumers.lock().expect("consumers lock").drain(..) {
             c.stop();
         }
     }
+}
+
+fn runtime_with(pool: Arc<dyn MemoryPool>) -> Arc<RuntimeEnv> {
+    RuntimeEnvBuilder::new()
+        .with_memory_pool(pool)
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .build_arc()
+        .expect("a runtime without spilling always builds")
 }

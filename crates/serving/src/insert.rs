@@ -13,6 +13,7 @@ use arrow::json::LineDelimitedWriter;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{Statement, TableObject};
+use lambdadb_pgcompat::naming::object_name;
 use lambdadb_pgcompat::{QueryError, Result};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -137,13 +138,9 @@ pub fn statement(engine: &Engine, stmt: &Statement) -> Option<InsertStatement> {
     let TableObject::TableName(name) = &ins.table else {
         return None;
     };
-    let table = name.0.last()?.to_string().trim_matches('"').to_string();
+    let table = object_name(name);
     engine.source(&table)?;
-    let columns = ins
-        .columns
-        .iter()
-        .map(|c| c.to_string().trim_matches('"').to_string())
-        .collect();
+    let columns = ins.columns.iter().map(object_name).collect();
     let query = ins.source.as_ref()?.to_string();
     Some(InsertStatement {
         table,

@@ -8,7 +8,10 @@
 //! table providers ([`tables`], [`snapshot`]), materialized and plain views'
 //! state ([`view`], [`viewspeed`], [`plainview`]), the catalog and its DDL
 //! ([`catalog`], [`ddl`], [`catalog_log`]), the system tables ([`system`]), the
-//! result cache's serving side ([`resultcache`]) and INSERT ([`insert`]).
+//! result cache's serving side ([`resultcache`]), INSERT ([`insert`]), where
+//! objects' files live ([`layout`]) and which files imports may read
+//! ([`importdir`]), the shared memory pools ([`memory`]) and the background
+//! archiving, folding and refresh ([`background`]).
 //!
 //! It builds on `batch`, `speed`, `cache`, `views` and `pgcompat`, never on the
 //! wire frontend (`lambdadb-wire`) or the binary. Unit tests sit beside the
@@ -17,13 +20,17 @@
 
 #![warn(missing_docs)]
 
+pub mod background;
 pub mod catalog;
 pub mod catalog_log;
 pub mod context;
 pub mod ddl;
 pub mod engine;
 pub mod error;
+pub mod importdir;
 pub mod insert;
+pub mod layout;
+pub mod memory;
 pub mod plainview;
 pub mod resultcache;
 pub mod snapshot;

@@ -114,7 +114,7 @@ pub struct SourceState {
 impl SourceState {
     /// Opens the source's part of the master dataset under `data_dir`.
     pub fn open(spec: SourceSpec, data_dir: &Path, rejected_keep: usize) -> Result<Self> {
-        let dir = data_dir.join("sources").join(&spec.name);
+        let dir = crate::layout::source_dir(data_dir, &spec.name)?;
         let (archiver, manifest) =
             Archiver::open(&dir, spec.physical_schema()).map_err(from_batch)?;
         Ok(Self {

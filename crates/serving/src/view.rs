@@ -9,6 +9,7 @@ use std::time::Instant;
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionConfig;
 use lambdadb_batch::{ViewRun, ViewStore, ViewVersion, files_table};
 use lambdadb_pgcompat::{QueryError, Result};
@@ -48,6 +49,8 @@ pub struct ViewState {
     folder: Folder,
     /// Settings batch runs and folds plan the partial query with (the serving layer's).
     config: SessionConfig,
+    /// Where batch runs and folds execute: the server's shared memory pool.
+    runtime: Arc<RuntimeEnv>,
 }
 
 impl std::fmt::Debug for ViewState {
@@ -68,6 +71,7 @@ impl ViewState {
         source: Arc<SourceState>,
         data_dir: &std::path::Path,
         config: SessionConfig,
+        runtime: Arc<RuntimeEnv>,
     ) -> Result<Self> {
         let plan = ViewPlan::try_new(
             &context(config.clone(), None),
@@ -77,7 +81,7 @@ impl ViewState {
         .await
         .map_err(from_view)?;
         let (store, stored) =
-            ViewStore::open(&data_dir.join("views").join(&name)).map_err(from_batch)?;
+            ViewStore::open(&crate::layout::view_dir(data_dir, &name)?).map_err(from_batch)?;
         let last_version = stored.as_ref().map(|v| v.version).unwrap_or(0);
         let current = match stored {
             Some(v) if v.definition == definition => Some(Arc::new(v)),
@@ -97,8 +101,9 @@ impl ViewState {
             refresh_lock: tokio::sync::Mutex::new(()),
             loaded: std::sync::Mutex::new(None),
             fold_stats: FoldStats::default(),
-            folder: Folder::new(context(config.clone(), None)),
+            folder: Folder::new(context(config.clone(), Some(runtime.clone()))),
             config,
+            runtime,
         };
         view.source.attach_view(&view.name, current);
         Ok(view)
@@ -224,7 +229,7 @@ impl ViewState {
             .run(
                 version,
                 ViewRun {
-                    ctx: context(self.config.clone(), None),
+                    ctx: context(self.config.clone(), Some(self.runtime.clone())),
                     definition: &self.definition,
                     partial_sql: &d.partial_sql,
                     source_name: &d.source,

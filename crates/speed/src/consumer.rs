@@ -24,6 +24,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::decode::{JsonDecoder, RawMessage, Rejection};
 use crate::table::SpeedBatch;
+use lambdadb_common::kafka::Secret;
 use lambdadb_common::{Fingerprint, PartitionId, payload_hash};
 
 /// Where decoded micro-batches go (the query layer's source state).
@@ -57,6 +58,8 @@ pub struct ConsumerSettings {
     pub max_rows: usize,
     /// Longest time a consumed message waits before its micro-batch is published.
     pub max_wait: Duration,
+    /// Further librdkafka properties (TLS, SASL), applied over the defaults.
+    pub properties: Vec<(String, Secret)>,
 }
 
 /// Stops the consumer thread when dropped or on [`ConsumerHandle::stop`].
@@ -142,7 +145,8 @@ fn run(
 ) -> Result<(), KafkaError> {
     let context = StatsContext::default();
     let high_marks = context.high.clone();
-    let consumer: BaseConsumer<StatsContext> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &s.brokers)
         .set("group.id", &s.group_id)
         .set("enable.auto.commit", "false")
@@ -158,8 +162,11 @@ fn run(
         .set("fetch.queue.backoff.ms", "5")
         .set("queued.min.messages", "500000")
         .set("socket.keepalive.enable", "true")
-        .set("statistics.interval.ms", "1000")
-        .create_with_context(context)?;
+        .set("statistics.interval.ms", "1000");
+    for (key, value) in &s.properties {
+        config.set(key, value.expose());
+    }
+    let consumer: BaseConsumer<StatsContext> = config.create_with_context(context)?;
 
     let mut assigned: BTreeMap<PartitionId, ()> = BTreeMap::new();
     let mut position: BTreeMap<PartitionId, i64> = BTreeMap::new();

@@ -35,6 +35,8 @@ const DENSE: u8 = 0;
 const SPARSE: u8 = 1;
 /// t-digest centroids unless the call names a size (DataFusion's default).
 const TDIGEST_SIZE: usize = 100;
+/// The most centroids a size may ask for: the digest allocates them up front.
+const MAX_TDIGEST_SIZE: i64 = 100_000;
 
 /// Registers the six aggregates in `ctx`.
 pub fn register(ctx: &SessionContext) {
@@ -343,6 +345,12 @@ impl Accumulator for DigestAcc {
                         && self.digest.count() == 0.0
                         && n > 0
                     {
+                        // The digest allocates its centroid buffer at this size.
+                        if n > MAX_TDIGEST_SIZE {
+                            return Err(DataFusionError::Plan(format!(
+                                "approx_percentile_cont size {n} is larger than {MAX_TDIGEST_SIZE} centroids; use a smaller size (100 is the default)"
+                            )));
+                        }
                         self.digest = TDigest::new(n as usize);
                     }
                 }
@@ -423,15 +431,21 @@ fn decode_digest(bytes: &[u8]) -> Result<TDigest> {
         .chunks_exact(8)
         .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
         .collect();
+    // Sketches can arrive from a client (`__tdigest_merge(bytea)`): every
+    // count is checked before it sizes an allocation.
     let n = f[5] as usize;
-    if f.len() != 6 + 2 * n {
+    if n.checked_mul(2).and_then(|c| c.checked_add(6)) != Some(f.len()) {
+        return Err(corrupt());
+    }
+    let max_size = f[0] as usize;
+    if max_size == 0 || max_size as i64 > MAX_TDIGEST_SIZE {
         return Err(corrupt());
     }
     let centroids = f[6..]
         .chunks_exact(2)
         .map(|c| Centroid::new(c[0], c[1]))
         .collect();
-    TDigest::try_from_parts(f[0] as usize, f[1], f[2], f[3], f[4], centroids)
+    TDigest::try_from_parts(max_size, f[1], f[2], f[3], f[4], centroids)
 }
 
 #[cfg(test)]

@@ -11,10 +11,13 @@ use pgwire::error::PgWireResult;
 use pgwire::messages::copy::CopyData;
 
 use crate::encode::{encode_copy, field_infos};
-use crate::error::datafusion_to_pgwire;
+use crate::error::{datafusion_to_pgwire, result_too_large};
+use crate::panics::unpanicked_stream;
 use crate::session::{CopyFormat, CopyKind};
 
-/// The CopyOut response sending `batches` in `format`, timestamps shown in `zone`.
+/// The CopyOut response sending `batches` in `format`, timestamps shown in
+/// `zone`; more than `limit` encoded bytes (0: no limit) ends it with 54000,
+/// as `lambdadb.max_result_size` does for query results.
 pub fn copy_out(
     schema: SchemaRef,
     batches: impl Stream<Item = datafusion::error::Result<arrow::record_batch::RecordBatch>>
@@ -22,6 +25,7 @@ pub fn copy_out(
     + 'static,
     format: &CopyFormat,
     zone: Option<chrono_tz::Tz>,
+    limit: u64,
 ) -> Response {
     let binary = format.kind == CopyKind::Binary;
     let fields = Arc::new(field_infos(
@@ -68,11 +72,20 @@ pub fn copy_out(
     // appends the trailer itself; with no rows the header is sent here.
     let wrote_rows = Arc::new(AtomicBool::new(false));
     let wrote = wrote_rows.clone();
+    let mut sent = 0u64;
     let rows = batches
         .map(move |batch| {
             let encoded = batch
                 .map_err(datafusion_to_pgwire)
-                .and_then(|b| encode_copy(&b, &encode_with, &mut encoder, zone));
+                .and_then(|b| encode_copy(&b, &encode_with, &mut encoder, zone))
+                .and_then(|rows| {
+                    sent += rows.iter().map(|r| r.data.len() as u64).sum::<u64>();
+                    if limit > 0 && sent > limit {
+                        Err(result_too_large(limit))
+                    } else {
+                        Ok(rows)
+                    }
+                });
             match encoded {
                 Ok(rows) => {
                     if !rows.is_empty() {
@@ -90,7 +103,11 @@ pub fn copy_out(
     })
     .filter_map(|h| async move { h });
     let all = stream::iter(header).chain(rows).chain(empty_header);
-    Response::CopyOut(CopyResponse::new(i8::from(binary), fields.len(), all))
+    Response::CopyOut(CopyResponse::new(
+        i8::from(binary),
+        fields.len(),
+        unpanicked_stream(all),
+    ))
 }
 
 /// `PGCOPY\n\xff\r\n\0`, then flags and header-extension length, both 0.

@@ -28,6 +28,7 @@ use postgres_types::{Kind, ToSql};
 use lambdadb_pgcompat::naming::display_name;
 use lambdadb_pgcompat::pgtype::{field_oid, pg_type_of};
 
+use crate::error::out_of_range;
 use crate::float::{Float4, Float8};
 use crate::numeric::Numeric;
 
@@ -83,7 +84,15 @@ fn cast(a: &ArrayRef, to: &DataType) -> PgWireResult<ArrayRef> {
         safe: false,
         format_options: FormatOptions::default(),
     };
-    cast_with_options(a, to, &opts).map_err(|e| PgWireError::ApiError(Box::new(e)))
+    // A value the column's PostgreSQL type cannot hold (an unsigned 64-bit
+    // integer above bigint's range): numeric_value_out_of_range, as PostgreSQL.
+    cast_with_options(a, to, &opts).map_err(|e| {
+        PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
+            "ERROR".into(),
+            "22003".into(),
+            format!("value out of range for its PostgreSQL type ({to}): {e}; cast it to numeric"),
+        )))
+    })
 }
 
 fn prepare(a: &ArrayRef, field: &FieldInfo, zone: Option<Tz>) -> PgWireResult<Col> {
@@ -267,16 +276,19 @@ fn encode_cell<S: FieldSink>(enc: &mut S, c: &Col, r: usize) -> PgWireResult<()>
         Col::TextView(a) => enc.put(&opt(a, r).then(|| a.value(r))),
         Col::Bytes(a) => enc.put(&opt(a, r).then(|| a.value(r))),
         Col::Date(a) => {
-            let d =
-                opt(a, r).then(|| NaiveDate::default() + chrono::Duration::days(a.value(r) as i64));
+            let d = match opt(a, r) {
+                true => Some(date(a.value(r))?),
+                false => None,
+            };
             enc.put(&d)
         }
         Col::Numeric(a) => enc.put(&opt(a, r).then(|| Numeric(a.value(r)))),
         Col::List(a, elem) => encode_list(enc, a, elem, r),
         Col::Ts(a, tz, text, zone) => {
-            let t = opt(a, r)
-                .then(|| DateTime::<Utc>::from_timestamp_micros(a.value(r)))
-                .flatten();
+            let t = match opt(a, r) {
+                true => Some(timestamp(a.value(r))?),
+                false => None,
+            };
             if *text {
                 enc.put(&t.map(|t| timestamp_text(&t, *tz, *zone)))
             } else if *tz {
@@ -286,6 +298,29 @@ fn encode_cell<S: FieldSink>(enc: &mut S, c: &Col, r: usize) -> PgWireResult<()>
             }
         }
     }
+}
+
+/// The date `days` after 1970-01-01, or 22008 when it is beyond the dates the
+/// encoder represents (years -262143 to 262142; a `date` column holds up to
+/// 5.8 million years either way).
+fn date(days: i32) -> PgWireResult<NaiveDate> {
+    chrono::TimeDelta::try_days(days as i64)
+        .and_then(|d| NaiveDate::default().checked_add_signed(d))
+        .ok_or_else(|| {
+            out_of_range(format!(
+                "date out of range: {days} days from 1970-01-01 cannot be sent; filter or cast the value"
+            ))
+        })
+}
+
+/// The instant `micros` after the epoch, or 22008 when it is beyond the
+/// encoder's range (years -262143 to 262142).
+fn timestamp(micros: i64) -> PgWireResult<DateTime<Utc>> {
+    DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| {
+        out_of_range(format!(
+            "timestamp out of range: {micros} microseconds from the epoch cannot be sent; filter or cast the value"
+        ))
+    })
 }
 
 /// PostgreSQL's text form (DateStyle ISO): fractional seconds only when

@@ -27,3 +27,24 @@ pub fn fatal(code: &str, message: String) -> PgWireError {
         message,
     )))
 }
+
+/// 22008 (datetime_field_overflow): a value that cannot be encoded for the client.
+pub fn out_of_range(message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_string(),
+        "22008".to_string(),
+        message,
+    )))
+}
+
+/// 54000 (program_limit_exceeded): a result larger than `lambdadb.max_result_size`.
+pub fn result_too_large(limit: u64) -> PgWireError {
+    PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
+        "ERROR".into(),
+        "54000".into(),
+        format!(
+            "result exceeds lambdadb.max_result_size ({}); add a LIMIT, aggregate, or raise it with SET lambdadb.max_result_size = '4GB'",
+            lambdadb_pgcompat::pg::size_pretty(limit as i64)
+        ),
+    )))
+}

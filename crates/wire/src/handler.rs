@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt, StreamExt, stream};
+use lambdadb_pgcompat::pgshared::PgShared;
 use lambdadb_pgcompat::vars::SERVER_VERSION;
+use lambdadb_serving::Engine;
 
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::ScramAuth;
@@ -32,15 +34,22 @@ use tracing::debug;
 use crate::auth::ConfiguredUsers;
 use crate::cancel::CancelRegistry;
 use crate::encode::{encode_batch, field_infos, pg_type};
-use crate::error::{datafusion_to_pgwire, fatal, query_error, to_pgwire};
+use crate::error::{datafusion_to_pgwire, fatal, query_error, result_too_large, to_pgwire};
 use crate::idle::{Activity, BusyGuard};
+use crate::logins::PendingLogin;
+use crate::panics::{unpanicked, unpanicked_stream};
 use crate::params::bind_params;
-use crate::session::{Outcome, Prepared, Session};
+use crate::session::{LoginSession, Outcome, Prepared, Session};
 use crate::slots::{Slot, Slots};
 
-/// Everything one connection needs; built per accepted socket.
+/// Everything one connection needs; built per accepted socket, and cheap until
+/// login: the session (DataFusion context, catalogs) is built after it.
 pub struct Handler {
-    session: Arc<Session>,
+    engine: Arc<Engine>,
+    pg: Arc<PgShared>,
+    session: LoginSession,
+    /// This connection's place among those not logged in yet.
+    pending: std::sync::Mutex<Option<PendingLogin>>,
     parser: Arc<StatementParser>,
     params: DefaultServerParameterProvider,
     pids: RandomPidSecretKeyGenerator,
@@ -92,13 +101,18 @@ impl Drop for Handler {
 }
 
 impl Handler {
-    /// The handler of one accepted connection, whose statements run in `session`.
-    pub fn new(session: Session, cancels: Arc<CancelRegistry>, slots: Arc<Slots>) -> Self {
-        let session = Arc::new(session);
+    /// The handler of one accepted connection; its session is built at login.
+    pub fn new(
+        engine: Arc<Engine>,
+        pg: Arc<PgShared>,
+        cancels: Arc<CancelRegistry>,
+        slots: Arc<Slots>,
+    ) -> Self {
+        let session = LoginSession::default();
         let params = server_params();
         let cancel = Arc::new(Notify::new());
         let pid = Arc::new(std::sync::Mutex::new(None));
-        let config = session.engine().config();
+        let config = engine.config();
         let scram = (config.auth == "scram-sha-256").then(|| {
             SASLAuthStartupHandler::new(Arc::new(server_params()))
                 .with_scram(ScramAuth::new(Arc::new(ConfiguredUsers {
@@ -116,6 +130,9 @@ impl Handler {
                 session: session.clone(),
             }),
             session,
+            engine,
+            pg,
+            pending: std::sync::Mutex::new(None),
             params,
             pids: RandomPidSecretKeyGenerator::default(),
             cancels,
@@ -133,9 +150,29 @@ impl Handler {
         self.activity.clone()
     }
 
-    /// The connection's session.
-    pub fn session(&self) -> &Arc<Session> {
-        &self.session
+    /// The connection's session, once its client has logged in.
+    pub fn login_session(&self) -> LoginSession {
+        self.session.clone()
+    }
+
+    /// Counts the connection among those not logged in until it does.
+    pub fn set_pending(&self, place: PendingLogin) {
+        *self.pending.lock().expect("pending lock") = Some(place);
+    }
+
+    fn session(&self) -> PgWireResult<&Arc<Session>> {
+        logged_in(&self.session)
+    }
+
+    /// Builds the session of `user`, who has just authenticated.
+    fn logged_in(&self, user: &str) {
+        let session = Session::new(self.engine.clone(), &self.pg);
+        session.set_user(user);
+        let _ = self.session.set(Arc::new(session));
+        self.pending.lock().expect("pending lock").take();
+        self.activity
+            .authenticated
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -177,7 +214,13 @@ impl StartupHandler for Handler {
                 .secure
                 .store(client.is_secure(), std::sync::atomic::Ordering::SeqCst);
             save_startup_parameters_to_metadata(client, startup);
-            let config = self.session.engine().config();
+            let config = self.engine.config();
+            if config.tls_required && !client.is_secure() {
+                return Err(fatal(
+                    "28000",
+                    "this server accepts TLS connections only (tls_required); connect with sslmode=require".into(),
+                ));
+            }
             let user = client.metadata().get("user").cloned().unwrap_or_default();
             let database = client
                 .metadata()
@@ -215,10 +258,7 @@ impl StartupHandler for Handler {
                 self.cancels.register(pid, key, self.cancel.clone());
                 *self.pid.lock().expect("pid lock") = Some(pid);
                 finish_authentication(client, &self.params).await?;
-                self.session.set_user(&user);
-                self.activity
-                    .authenticated
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                self.logged_in(&user);
                 debug!(user, database, "session started (trust)");
                 return Ok(());
             }
@@ -230,10 +270,7 @@ impl StartupHandler for Handler {
                 pgwire::api::PgWireConnectionState::ReadyForQuery
             ) {
                 let user = client.metadata().get("user").cloned().unwrap_or_default();
-                self.session.set_user(&user);
-                self.activity
-                    .authenticated
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                self.logged_in(&user);
             }
         }
         Ok(())
@@ -286,7 +323,7 @@ fn rows_response(
                     }
                 })
                 .flatten();
-            Response::Query(QueryResponse::new(fields, rows))
+            Response::Query(QueryResponse::new(fields, unpanicked_stream(rows)))
         }
         Outcome::Copy {
             schema,
@@ -297,7 +334,14 @@ fn rows_response(
                 let _busy = &busy;
                 b
             });
-            crate::copy::copy_out(schema, stream, &format, session.vars().time_zone())
+            let vars = session.vars();
+            crate::copy::copy_out(
+                schema,
+                stream,
+                &format,
+                vars.time_zone(),
+                vars.max_result_bytes(),
+            )
         }
         Outcome::Command(tag) if tag.is_empty() => Response::EmptyQuery,
         Outcome::Command(tag) => {
@@ -312,17 +356,6 @@ fn rows_response(
         Outcome::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
         Outcome::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
     }
-}
-
-fn result_too_large(limit: u64) -> PgWireError {
-    PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
-        "ERROR".into(),
-        "54000".into(),
-        format!(
-            "result exceeds lambdadb.max_result_size ({}); add a LIMIT, aggregate, or raise it with SET lambdadb.max_result_size = '4GB'",
-            lambdadb_pgcompat::pg::size_pretty(limit as i64)
-        ),
-    )))
 }
 
 /// ParameterStatus for every reported parameter a statement changed.
@@ -351,8 +384,9 @@ impl SimpleQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let _running = self.activity.begin();
-        let results = self.session.execute_all(query).await;
-        send_parameter_changes(client, &self.session).await?;
+        let session = self.session()?;
+        let results = unpanicked(async { Ok(session.execute_all(query).await) }).await?;
+        send_parameter_changes(client, session).await?;
         // Only comments or semicolons (pgx's "-- ping", lib/pq's ";"): PostgreSQL
         // answers EmptyQueryResponse, and health checks wait for it.
         if results.is_empty() {
@@ -364,7 +398,7 @@ impl SimpleQueryHandler for Handler {
                 Ok(o) => rows_response(
                     o,
                     &Format::UnifiedText,
-                    &self.session,
+                    session,
                     &self.cancel,
                     self.activity.begin(),
                 ),
@@ -376,7 +410,7 @@ impl SimpleQueryHandler for Handler {
 
 /// Parses (and plans) statements for the extended protocol.
 pub struct StatementParser {
-    session: Arc<Session>,
+    session: LoginSession,
 }
 
 #[async_trait]
@@ -392,10 +426,14 @@ impl QueryParser for StatementParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let prepared = self.session.prepare(sql).await.map_err(|e| {
-            self.session.statement_failed();
-            to_pgwire(e)
-        })?;
+        let session = logged_in(&self.session)?;
+        let prepared = unpanicked(async {
+            session.prepare(sql).await.map_err(|e| {
+                session.statement_failed();
+                to_pgwire(e)
+            })
+        })
+        .await?;
         match prepared {
             Prepared::Empty => Ok(None),
             p => Ok(Some(p)),
@@ -403,8 +441,7 @@ impl QueryParser for StatementParser {
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        Ok(self
-            .session
+        Ok(logged_in(&self.session)?
             .parameter_types(stmt)
             .map_err(to_pgwire)?
             .iter()
@@ -417,7 +454,7 @@ impl QueryParser for StatementParser {
         stmt: &Prepared,
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        let schema = self.session.result_schema(stmt);
+        let schema = logged_in(&self.session)?.result_schema(stmt);
         Ok(field_infos(&schema, format.unwrap_or(&Format::UnifiedText)))
     }
 }
@@ -445,20 +482,34 @@ impl ExtendedQueryHandler for Handler {
     {
         let busy = self.activity.begin();
         let stmt = &portal.statement.statement;
-        let expected = self.session.parameter_types(stmt).map_err(to_pgwire)?;
+        let session = self.session()?;
+        let expected = session.parameter_types(stmt).map_err(to_pgwire)?;
         let params = bind_params(portal, &expected).map_err(to_pgwire)?;
-        let outcome = self
-            .session
-            .execute_prepared(stmt, params)
-            .await
-            .map_err(to_pgwire)?;
-        send_parameter_changes(client, &self.session).await?;
+        let outcome = unpanicked(async {
+            session
+                .execute_prepared(stmt, params)
+                .await
+                .map_err(to_pgwire)
+        })
+        .await?;
+        send_parameter_changes(client, session).await?;
         Ok(rows_response(
             outcome,
             &portal.result_column_format,
-            &self.session,
+            session,
             &self.cancel,
             busy,
         ))
     }
+}
+
+/// The session, or a protocol violation (08P01) for a message that arrived
+/// before login (pgwire does not pass one on, so this is a last check).
+fn logged_in(session: &LoginSession) -> PgWireResult<&Arc<Session>> {
+    session.get().ok_or_else(|| {
+        fatal(
+            "08P01",
+            "not logged in: send a startup message first".into(),
+        )
+    })
 }

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use lambdadb_pgcompat::vars::SessionVars;
 use pgwire::error::ErrorInfo;
 use pgwire::messages::PgWireBackendMessage;
+
+use crate::session::LoginSession;
 
 /// Whether a statement is running, and since when the connection has been idle.
 #[derive(Debug)]
@@ -74,7 +75,7 @@ pub enum Expiry {
 
 /// Returns once the connection has overstayed its login time, or the session
 /// has been idle longer than its `idle_session_timeout`.
-pub async fn expired(activity: Arc<Activity>, vars: SessionVars, login: Duration) -> Expiry {
+pub async fn expired(activity: Arc<Activity>, session: LoginSession, login: Duration) -> Expiry {
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if !activity.authenticated.load(Ordering::SeqCst) {
@@ -83,7 +84,10 @@ pub async fn expired(activity: Arc<Activity>, vars: SessionVars, login: Duration
             }
             continue;
         }
-        let limit = vars.idle_session_timeout_ms();
+        let limit = session
+            .get()
+            .map(|s| s.vars().idle_session_timeout_ms())
+            .unwrap_or(0);
         if limit > 0
             && let Some(idle) = activity.idle_for()
             && idle >= Duration::from_millis(limit)

@@ -5,7 +5,7 @@ mod copy;
 mod prepared;
 mod statements;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::ParamValues;
@@ -15,6 +15,7 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Reset, Statement};
 use lambdadb_pgcompat::parse::SqlParser;
+use lambdadb_pgcompat::pgshared::PgShared;
 use lambdadb_pgcompat::setshow::{set_assignment, show_schema};
 use lambdadb_pgcompat::vars::SessionVars;
 use lambdadb_pgcompat::{QueryError, Result, rewrite};
@@ -23,6 +24,9 @@ use lambdadb_serving::{Engine, ddl, insert, resultcache};
 pub use copy::{CopyFormat, CopyKind};
 pub use prepared::{Outcome, Prepared};
 use statements::{external_table, plain_view_statement, verify};
+
+/// The session of a connection, set once its client has logged in.
+pub type LoginSession = Arc<OnceLock<Arc<Session>>>;
 
 /// One client's session: its DataFusion context, settings, transaction state and role,
 /// through which every statement of the connection runs.
@@ -49,7 +53,7 @@ enum TxState {
 
 impl Session {
     /// A read-only session over `engine`'s catalog, with the configured defaults and `pg_catalog`.
-    pub fn new(engine: Arc<Engine>) -> Self {
+    pub fn new(engine: Arc<Engine>, pg: &PgShared) -> Self {
         let ctx = lambdadb_serving::catalog::query_context(&engine);
         let user = engine.config().user.clone();
         let config = engine.config();
@@ -59,12 +63,16 @@ impl Session {
                 format!("{}ms", config.idle_session_timeout.as_millis()),
             ),
             ("lambdadb.max_result_size", config.max_result_size.clone()),
+            (
+                "statement_timeout",
+                format!("{}ms", config.statement_timeout.as_millis()),
+            ),
         ];
         // The configuration was validated at load, so this does not fail.
         let vars = SessionVars::new(&user)
             .with_defaults(&defaults)
             .unwrap_or_else(|_| SessionVars::new(&user));
-        if let Err(e) = lambdadb_pgcompat::pg::install(&ctx, &vars, vec![user]) {
+        if let Err(e) = lambdadb_pgcompat::pg::install(&ctx, pg, &vars, vec![user]) {
             tracing::error!("pg_catalog setup failed: {e}");
         }
         Self {
@@ -96,7 +104,10 @@ impl Session {
                 .any(|u| u.name == user && u.role == "admin")
         };
         self.admin.store(admin, std::sync::atomic::Ordering::SeqCst);
-        let _ = self.vars.set("session_authorization", user);
+        self.vars.set_login(user);
+        // A reader may lower the server's statement_timeout and
+        // max_result_size, not raise them.
+        self.vars.restrict(!admin);
     }
 
     /// In a failed transaction block every statement fails with 25P02, even one

@@ -4,6 +4,7 @@
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use lambdadb_pgcompat::error::classify;
+use lambdadb_pgcompat::naming::object_name;
 use lambdadb_pgcompat::vars::SessionVars;
 use lambdadb_pgcompat::{QueryError, Result};
 
@@ -62,11 +63,7 @@ pub(crate) fn plain_view_statement(
     stmt: &datafusion::sql::sqlparser::ast::Statement,
 ) -> Option<Prepared> {
     use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
-    let name = |n: &datafusion::sql::sqlparser::ast::ObjectName| {
-        n.0.last()
-            .map(|p| p.to_string().trim_matches('"').to_string())
-            .unwrap_or_default()
-    };
+    let name = object_name;
     match stmt {
         Statement::CreateView(v) if !v.materialized => Some(Prepared::CreatePlainView {
             name: name(&v.name),
