@@ -3,6 +3,7 @@ whether a client can still log in meanwhile. Prints figures, asserts nothing.
 
     .venv/bin/python bench/flood.py --bin target/release/lambdadb          # 2,000 sockets
     .venv/bin/python bench/flood.py --bin target/release/lambdadb --sockets 500
+    .venv/bin/python bench/flood.py --bin target/release/lambdadb --limit 4000  # no eviction
 
 Opens N TCP connections that send nothing, waits, and reads the server's
 resident memory (VmRSS) before, during and after; during the flood it times
@@ -58,6 +59,8 @@ def main():
     ap.add_argument("--bin", default=str(BENCH.parent / "target" / "release" / "lambdadb"))
     ap.add_argument("--sockets", type=int, default=2000)
     ap.add_argument("--logins", type=int, default=10)
+    ap.add_argument("--limit", type=int, default=None,
+                    help="max_unauthenticated_connections (default: the server's, 256)")
     ap.add_argument("--sessions", type=int, default=50,
                     help="logged-in idle sessions held open to measure what a session costs")
     a = ap.parse_args()
@@ -68,8 +71,10 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="lambdadb-flood-") as tmp:
         tmp = Path(tmp)
-        server = harness.Server("127.0.0.1:1", tmp / "data", tmp, sql_dir=tmp,
-                                env={"LAMBDADB_LOG": "warn"}).start()
+        env = {"LAMBDADB_LOG": "warn"}
+        if a.limit is not None:
+            env["LAMBDADB_MAX_UNAUTHENTICATED_CONNECTIONS"] = str(a.limit)
+        server = harness.Server("127.0.0.1:1", tmp / "data", tmp, sql_dir=tmp, env=env).start()
         sockets = []
         try:
             pid = server.proc.pid
