@@ -78,3 +78,19 @@ def test_a_reader_cannot_lift_limits(broker, make_server, tmp_path):
     with psycopg.connect(server.dsn(user="boss", password="b"), autocommit=True) as c:
         assert code_of(c, "SET statement_timeout = '10s'") is None
         assert code_of(c, "SET lambdadb.max_result_size = '2MB'") is None
+
+
+def test_memory_limit_bounds_every_session_together(broker, make_server, tmp_path):
+    # Each statement may use 1 GB, but the server as a whole only 32 MB: the
+    # server-wide pool is what refuses a statement that stays within its own.
+    broker.create_topic("events", 1)
+    server = make_server(broker.brokers, env={"LAMBDADB_QUERY_MEMORY_LIMIT": "1GB",
+                                              "LAMBDADB_MEMORY_LIMIT": "32MB"})
+    with server.connect() as c:
+        with pytest.raises(psycopg.Error) as e:
+            # generate_series is sorted, and a sorted GROUP BY streams: scramble it.
+            c.execute("SELECT count(DISTINCT v % 3000000) FROM generate_series(1, 5000000) t(v)"
+                      ).fetchall()
+        assert e.value.sqlstate == "53200", e.value
+        assert "memory_limit of the whole server" in str(e.value), e.value
+        assert c.execute("SELECT count(*) FROM generate_series(1, 1000) t(v)").fetchone() == (1000,)

@@ -141,7 +141,7 @@ pub fn classify(e: &DataFusionError) -> QueryError {
         }
         DataFusionError::ResourcesExhausted(_) => {
             return QueryError::OutOfMemory(format!(
-                "out of memory: the query needs more than query_memory_limit allows ({msg}); aggregate more, select fewer rows, or query a materialized view"
+                "out of memory: the query needs more than the server allows ({msg}); aggregate more, select fewer rows, or query a materialized view"
             ));
         }
         _ => {}
