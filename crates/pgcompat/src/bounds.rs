@@ -9,10 +9,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use arrow::compute::cast;
+use arrow::compute::kernels::length::length;
 use arrow::datatypes::{DataType, FieldRef, Int64Type};
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::FunctionRegistry;
@@ -78,93 +79,103 @@ fn too_large(what: String) -> DataFusionError {
     DataFusionError::External(Box::new(crate::error::QueryError::ProgramLimit(what)))
 }
 
-/// Argument `i` per row as i64 (None: NULL or not a number), for `rows` rows.
-fn ints(args: &[ColumnarValue], i: usize, rows: usize) -> Option<Vec<Option<i64>>> {
-    let a = args.get(i)?.to_array(rows).ok()?;
-    let a = cast(&a, &DataType::Int64).ok()?;
-    Some(a.as_primitive::<Int64Type>().iter().collect())
+/// One argument's numbers per row, read without materializing a scalar
+/// argument into a whole column (this runs before every call).
+enum PerRow {
+    One(Option<i64>),
+    Each(Int64Array),
 }
 
-/// Byte length of argument `i` per row (None: NULL).
-fn lengths(args: &[ColumnarValue], i: usize, rows: usize) -> Option<Vec<Option<i64>>> {
-    let a: ArrayRef = args.get(i)?.to_array(rows).ok()?;
-    let a = cast(&a, &DataType::Utf8).ok()?;
-    Some(
-        a.as_string::<i32>()
-            .iter()
-            .map(|s| s.map(|s| s.len() as i64))
-            .collect(),
-    )
+impl PerRow {
+    fn at(&self, row: usize) -> Option<i64> {
+        match self {
+            PerRow::One(v) => *v,
+            PerRow::Each(a) => a.is_valid(row).then(|| a.value(row)),
+        }
+    }
+
+    fn column(a: &ArrayRef) -> Option<Self> {
+        let a = cast(a, &DataType::Int64).ok()?;
+        Some(PerRow::Each(a.as_primitive::<Int64Type>().clone()))
+    }
+}
+
+/// Argument `i` as integers (None: not a number, so not sized here).
+fn ints(args: &[ColumnarValue], i: usize) -> Option<PerRow> {
+    match args.get(i)? {
+        ColumnarValue::Scalar(v) => match v.cast_to(&DataType::Int64).ok()? {
+            ScalarValue::Int64(n) => Some(PerRow::One(n)),
+            _ => None,
+        },
+        ColumnarValue::Array(a) => PerRow::column(a),
+    }
+}
+
+/// Byte length of argument `i` (arrow's `length` kernel: no string is copied).
+fn lengths(args: &[ColumnarValue], i: usize) -> Option<PerRow> {
+    match args.get(i)? {
+        ColumnarValue::Scalar(v) => {
+            let text = v.cast_to(&DataType::Utf8).ok()?;
+            let ScalarValue::Utf8(t) = text else {
+                return None;
+            };
+            Some(PerRow::One(t.map(|t| t.len() as i64)))
+        }
+        ColumnarValue::Array(a) => PerRow::column(&length(a).ok()?),
+    }
 }
 
 impl Bounded {
-    /// Refuses a call whose result would exceed the bounds.
-    fn check(&self, args: &[ColumnarValue], rows: usize) -> Result<()> {
-        let rows = rows.max(1);
-        let name = self.inner.name();
-        let (per_row, limit, unit): (Vec<i64>, i64, &str) = match self.growth {
+    /// The size of each row's result, in the growth's unit, with the argument
+    /// readers built once for the call (None: an argument not sized here).
+    fn sizes<'a>(&self, args: &'a [ColumnarValue]) -> Box<dyn Fn(usize) -> Option<i64> + 'a> {
+        match self.growth {
             Growth::Repeat => {
-                let (Some(len), Some(n)) = (lengths(args, 0, rows), ints(args, 1, rows)) else {
-                    return Ok(());
-                };
-                let sizes = len
-                    .iter()
-                    .zip(&n)
-                    .map(|(l, n)| l.unwrap_or(0).saturating_mul(n.unwrap_or(0).max(0)))
-                    .collect();
-                (sizes, MAX_VALUE_BYTES, "bytes")
+                let (len, n) = (lengths(args, 0), ints(args, 1));
+                Box::new(move |r| {
+                    let (len, n) = (len.as_ref()?.at(r)?, n.as_ref()?.at(r)?);
+                    Some(len.saturating_mul(n.max(0)))
+                })
             }
             Growth::Pad => {
-                let Some(n) = ints(args, 1, rows) else {
-                    return Ok(());
-                };
-                let sizes = n
-                    .iter()
-                    .map(|n| n.unwrap_or(0).max(0).saturating_mul(4))
-                    .collect();
-                (sizes, MAX_VALUE_BYTES, "bytes")
+                let n = ints(args, 1);
+                Box::new(move |r| Some(n.as_ref()?.at(r)?.max(0).saturating_mul(4)))
             }
             Growth::Elements => {
-                let Some(n) = ints(args, 1, rows) else {
-                    return Ok(());
-                };
-                (
-                    n.iter().map(|n| n.unwrap_or(0).max(0)).collect(),
-                    MAX_ELEMENTS,
-                    "elements",
-                )
+                let n = ints(args, 1);
+                Box::new(move |r| Some(n.as_ref()?.at(r)?.max(0)))
             }
             Growth::Series => {
-                let (start, stop) = match args.len() {
-                    1 => (Some(vec![Some(0); rows]), ints(args, 0, rows)),
-                    _ => (ints(args, 0, rows), ints(args, 1, rows)),
-                };
                 // Dates and timestamps step by intervals: not sized here.
-                let (Some(start), Some(stop)) = (start, stop) else {
-                    return Ok(());
+                let (start, stop) = match args.len() {
+                    1 => (Some(PerRow::One(Some(0))), ints(args, 0)),
+                    _ => (ints(args, 0), ints(args, 1)),
                 };
-                let step = if args.len() == 3 {
-                    ints(args, 2, rows).unwrap_or_else(|| vec![Some(1); rows])
-                } else {
-                    vec![Some(1); rows]
+                let step = match args.len() {
+                    3 => ints(args, 2),
+                    _ => Some(PerRow::One(Some(1))),
                 };
-                let sizes = start
-                    .iter()
-                    .zip(&stop)
-                    .zip(&step)
-                    .map(|((a, b), s)| match (a, b, s) {
-                        (Some(a), Some(b), Some(s)) if *s != 0 => {
-                            (*b as i128 - *a as i128).abs() / (*s as i128).abs() + 1
-                        }
-                        _ => 0,
-                    })
-                    .map(|n| n.min(i64::MAX as i128) as i64)
-                    .collect();
-                (sizes, MAX_ELEMENTS, "elements")
+                Box::new(move |r| {
+                    let (a, b) = (start.as_ref()?.at(r)?, stop.as_ref()?.at(r)?);
+                    let s = step.as_ref()?.at(r).filter(|s| *s != 0)?;
+                    let n = (b as i128 - a as i128).abs() / (s as i128).abs() + 1;
+                    Some(n.min(i64::MAX as i128) as i64)
+                })
             }
+        }
+    }
+
+    /// Refuses a call whose result would exceed the bounds.
+    fn check(&self, args: &[ColumnarValue], rows: usize) -> Result<()> {
+        let name = self.inner.name();
+        let (limit, unit) = match self.growth {
+            Growth::Repeat | Growth::Pad => (MAX_VALUE_BYTES, "bytes"),
+            Growth::Elements | Growth::Series => (MAX_ELEMENTS, "elements"),
         };
+        let size_of = self.sizes(args);
         let mut total: i64 = 0;
-        for size in per_row {
+        for row in 0..rows.max(1) {
+            let size = size_of(row).unwrap_or(0);
             if size > limit {
                 return Err(too_large(format!(
                     "requested length too large: {name} would build a value of {size} {unit}, more than {limit}"
@@ -219,18 +230,18 @@ struct SketchSizes;
 
 impl AnalyzerRule for SketchSizes {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            for e in node.expressions() {
+        // Read only: every node's expressions, borrowed, subqueries included.
+        plan.apply_with_subqueries(|node| {
+            node.apply_expressions(|e| {
                 e.apply(|x| {
                     if let Expr::AggregateFunction(AggregateFunction { func, params }) = x {
                         check_sketch_size(func.name(), &params.args)?;
                     }
-                    Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-                })?;
-            }
-            Ok(Transformed::no(node))
-        })
-        .map(|t| t.data)
+                    Ok(TreeNodeRecursion::Continue)
+                })
+            })
+        })?;
+        Ok(plan)
     }
 
     fn name(&self) -> &str {

@@ -28,7 +28,9 @@ pub struct PgShared {
 
 impl PgShared {
     /// Decodes the static tables and learns which functions the crate's setup
-    /// adds or replaces (by running it once on an empty context).
+    /// adds or replaces (by running it once on an empty context). That run
+    /// decodes the tables too and its copy is dropped: once per process,
+    /// instead of repeating the crate's list of registrations here.
     pub fn try_new() -> Result<Self> {
         let ctx = SessionContext::new_with_config(
             SessionConfig::new().with_default_catalog_and_schema("lambdadb", "public"),

@@ -217,13 +217,10 @@ impl SessionVars {
         v
     }
 
-    /// Records who logged in; the session acts as this user.
+    /// Records who logged in; the session acts as this user, which is what
+    /// `session_authorization` reads.
     pub fn set_login(&self, user: &str) {
         *self.login.lock().expect("vars lock") = user.to_string();
-        self.values
-            .lock()
-            .expect("vars lock")
-            .insert("session_authorization".into(), user.to_string());
     }
 
     /// With `on`, the settings of [`CEILINGS`] may only be lowered (readers).
@@ -234,11 +231,19 @@ impl SessionVars {
     /// A parameter's current value; an unknown name is undefined_object (42704).
     pub fn get(&self, name: &str) -> Result<String> {
         let key = canonical(name).ok_or_else(|| unknown(name))?;
-        let values = self.values.lock().expect("vars lock");
-        Ok(values
+        Ok(self.value_of(&self.values.lock().expect("vars lock"), key))
+    }
+
+    /// `key`'s value: who logged in for `session_authorization` (nothing else
+    /// may be set), else what SET stored or the default.
+    fn value_of(&self, values: &BTreeMap<String, String>, key: &'static str) -> String {
+        if key == "session_authorization" {
+            return self.login.lock().expect("vars lock").clone();
+        }
+        values
             .get(key)
             .cloned()
-            .unwrap_or_else(|| self.default_of(key)))
+            .unwrap_or_else(|| self.default_of(key))
     }
 
     /// The server's defaults for parameters its configuration sets.
@@ -311,32 +316,26 @@ impl SessionVars {
         let key = canonical(name).ok_or_else(|| unknown(name))?;
         let value = normalize(key, value)?;
         let value = self.allowed(key, value)?;
-        self.values
-            .lock()
-            .expect("vars lock")
-            .insert(key.to_string(), value);
+        // session_authorization reads the login (allowed() checked it is that).
+        if key != "session_authorization" {
+            self.values
+                .lock()
+                .expect("vars lock")
+                .insert(key.to_string(), value);
+        }
         Ok(REPORTED.contains(&key).then_some(key))
     }
 
     /// Returns a parameter to its default; returns its canonical name when clients must be told.
     pub fn reset(&self, name: &str) -> Result<Option<&'static str>> {
         let key = canonical(name).ok_or_else(|| unknown(name))?;
-        let mut values = self.values.lock().expect("vars lock");
-        values.remove(key);
-        if key == "session_authorization" {
-            values.insert(key.into(), self.login.lock().expect("vars lock").clone());
-        }
+        self.values.lock().expect("vars lock").remove(key);
         Ok(REPORTED.contains(&key).then_some(key))
     }
 
-    /// `RESET ALL` / `DISCARD ALL`; keeps who the session is.
+    /// `RESET ALL` / `DISCARD ALL`; who the session is stays.
     pub fn reset_all(&self) {
-        let mut values = self.values.lock().expect("vars lock");
-        let user = values.get("session_authorization").cloned();
-        values.clear();
-        if let Some(u) = user {
-            values.insert("session_authorization".into(), u);
-        }
+        self.values.lock().expect("vars lock").clear();
     }
 
     /// `value` as `key` may take it in this session: `session_authorization`
@@ -375,19 +374,7 @@ impl SessionVars {
         let values = self.values.lock().expect("vars lock");
         DEFAULTS
             .iter()
-            .map(|(n, d, desc)| {
-                let n: &'static str = n;
-                (
-                    n.to_string(),
-                    values.get(n).cloned().unwrap_or_else(|| {
-                        self.defaults
-                            .get(n)
-                            .cloned()
-                            .unwrap_or_else(|| d.to_string())
-                    }),
-                    desc.to_string(),
-                )
-            })
+            .map(|(n, _, desc)| (n.to_string(), self.value_of(&values, n), desc.to_string()))
             .collect()
     }
 

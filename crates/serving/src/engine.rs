@@ -50,10 +50,11 @@ pub struct Engine {
 impl Engine {
     /// `brokers` is the effective bootstrap list (the embedded broker's in demo mode).
     pub fn new(config: Config, brokers: String) -> Arc<Self> {
-        let memory: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(config.memory_bytes()));
+        let memory_limit = config.memory_bytes();
+        let memory: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(memory_limit));
         let background = runtime_with(Arc::new(BoundedPool::new(
             memory.clone(),
-            config.memory_bytes(),
+            memory_limit,
             "memory_limit",
         )));
         Arc::new(Self {

@@ -11,7 +11,7 @@ use pgwire::error::PgWireResult;
 use pgwire::messages::copy::CopyData;
 
 use crate::encode::{encode_copy, field_infos};
-use crate::error::{datafusion_to_pgwire, result_too_large};
+use crate::error::{ResultBudget, datafusion_to_pgwire};
 use crate::panics::unpanicked_stream;
 use crate::session::{CopyFormat, CopyKind};
 
@@ -72,19 +72,15 @@ pub fn copy_out(
     // appends the trailer itself; with no rows the header is sent here.
     let wrote_rows = Arc::new(AtomicBool::new(false));
     let wrote = wrote_rows.clone();
-    let mut sent = 0u64;
+    let mut budget = ResultBudget::new(limit);
     let rows = batches
         .map(move |batch| {
             let encoded = batch
                 .map_err(datafusion_to_pgwire)
                 .and_then(|b| encode_copy(&b, &encode_with, &mut encoder, zone))
                 .and_then(|rows| {
-                    sent += rows.iter().map(|r| r.data.len() as u64).sum::<u64>();
-                    if limit > 0 && sent > limit {
-                        Err(result_too_large(limit))
-                    } else {
-                        Ok(rows)
-                    }
+                    budget.spend(rows.iter().map(|r| r.data.len() as u64).sum())?;
+                    Ok(rows)
                 });
             match encoded {
                 Ok(rows) => {

@@ -37,8 +37,31 @@ pub fn out_of_range(message: String) -> PgWireError {
     )))
 }
 
+/// What a statement's result may still send: `lambdadb.max_result_size`
+/// (0: no limit), counted in encoded bytes, for rows and COPY data alike.
+pub struct ResultBudget {
+    limit: u64,
+    sent: u64,
+}
+
+impl ResultBudget {
+    /// A budget of `limit` bytes (0: unlimited).
+    pub fn new(limit: u64) -> Self {
+        Self { limit, sent: 0 }
+    }
+
+    /// Counts `bytes` more; 54000 once the total passes the limit.
+    pub fn spend(&mut self, bytes: u64) -> Result<(), PgWireError> {
+        self.sent += bytes;
+        if self.limit > 0 && self.sent > self.limit {
+            return Err(result_too_large(self.limit));
+        }
+        Ok(())
+    }
+}
+
 /// 54000 (program_limit_exceeded): a result larger than `lambdadb.max_result_size`.
-pub fn result_too_large(limit: u64) -> PgWireError {
+fn result_too_large(limit: u64) -> PgWireError {
     PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
         "ERROR".into(),
         "54000".into(),

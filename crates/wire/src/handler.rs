@@ -34,7 +34,7 @@ use tracing::debug;
 use crate::auth::ConfiguredUsers;
 use crate::cancel::CancelRegistry;
 use crate::encode::{encode_batch, field_infos, pg_type};
-use crate::error::{datafusion_to_pgwire, fatal, query_error, result_too_large, to_pgwire};
+use crate::error::{ResultBudget, datafusion_to_pgwire, fatal, query_error, to_pgwire};
 use crate::idle::{Activity, BusyGuard};
 use crate::logins::PendingLogin;
 use crate::panics::{unpanicked, unpanicked_stream};
@@ -165,7 +165,7 @@ impl Handler {
     }
 
     /// Builds the session of `user`, who has just authenticated.
-    fn logged_in(&self, user: &str) {
+    fn log_in(&self, user: &str) {
         let session = Session::new(self.engine.clone(), &self.pg);
         session.set_user(user);
         let _ = self.session.set(Arc::new(session));
@@ -258,7 +258,7 @@ impl StartupHandler for Handler {
                 self.cancels.register(pid, key, self.cancel.clone());
                 *self.pid.lock().expect("pid lock") = Some(pid);
                 finish_authentication(client, &self.params).await?;
-                self.logged_in(&user);
+                self.log_in(&user);
                 debug!(user, database, "session started (trust)");
                 return Ok(());
             }
@@ -270,7 +270,7 @@ impl StartupHandler for Handler {
                 pgwire::api::PgWireConnectionState::ReadyForQuery
             ) {
                 let user = client.metadata().get("user").cloned().unwrap_or_default();
-                self.logged_in(&user);
+                self.log_in(&user);
             }
         }
         Ok(())
@@ -300,9 +300,8 @@ fn rows_response(
             let fields: Arc<Vec<FieldInfo>> = Arc::new(field_infos(&schema, format));
             let encode_with = fields.clone();
             let stream = guarded(stream, session, cancel);
-            let limit = session.vars().max_result_bytes();
+            let mut budget = ResultBudget::new(session.vars().max_result_bytes());
             let zone = session.vars().time_zone();
-            let mut sent = 0u64;
             let rows = stream
                 .map(move |batch| {
                     let _busy = &busy;
@@ -310,12 +309,8 @@ fn rows_response(
                         .map_err(datafusion_to_pgwire)
                         .and_then(|b| encode_batch(&b, &encode_with, zone))
                         .and_then(|rows| {
-                            sent += rows.iter().map(|r| r.data.len() as u64).sum::<u64>();
-                            if limit > 0 && sent > limit {
-                                Err(result_too_large(limit))
-                            } else {
-                                Ok(rows)
-                            }
+                            budget.spend(rows.iter().map(|r| r.data.len() as u64).sum())?;
+                            Ok(rows)
                         });
                     match encoded {
                         Ok(rows) => stream::iter(rows.into_iter().map(Ok).collect::<Vec<_>>()),

@@ -83,12 +83,14 @@ impl PendingLogins {
     }
 
     /// Connections waiting to log in now.
-    pub fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         self.open.lock().expect("logins lock").len()
     }
 
     /// Connections closed to make room since start-up.
-    pub fn evicted(&self) -> u64 {
+    #[cfg(test)]
+    fn evicted(&self) -> u64 {
         self.evicted.load(Ordering::Relaxed)
     }
 
@@ -103,6 +105,7 @@ impl PendingLogins {
         if due {
             warn!(
                 closed = reported.1,
+                since_start = self.evicted.load(Ordering::Relaxed),
                 limit = self.max,
                 "closed the oldest connections that had not logged in, to make room (max_unauthenticated_connections)"
             );

@@ -63,10 +63,9 @@ pub(crate) fn plain_view_statement(
     stmt: &datafusion::sql::sqlparser::ast::Statement,
 ) -> Option<Prepared> {
     use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
-    let name = object_name;
     match stmt {
         Statement::CreateView(v) if !v.materialized => Some(Prepared::CreatePlainView {
-            name: name(&v.name),
+            name: object_name(&v.name),
             query: v.query.to_string(),
             or_replace: v.or_replace,
         }),
@@ -76,7 +75,7 @@ pub(crate) fn plain_view_statement(
             names,
             ..
         } => Some(Prepared::DropPlainViews {
-            names: names.iter().map(name).collect(),
+            names: names.iter().map(object_name).collect(),
             if_exists: *if_exists,
         }),
         _ => None,
