@@ -6,14 +6,14 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BIN := $(TARGET_DIR)/debug/lambdadb
 DEMO_DATA := $(CURDIR)/target/demo-data
 
-.PHONY: run test build unit integration bench fmt clippy setup-build setup-test
+.PHONY: run test build build-test unit integration bench fmt clippy setup-build setup-test
 
 ## Build and start the server with the embedded broker and the demo clickstream.
 run: setup-build build
 	LAMBDADB_DATA_DIR=$(DEMO_DATA) $(BIN) serve
 
 ## Everything: unit tests, then integration tests against a real broker and clients.
-test: setup-test build unit integration
+test: setup-test build-test unit integration
 
 ## The benchmark suite against DuckDB, DataFusion and PostgreSQL (release build):
 ## writes bench/RESULTS.md and bench/charts/, prints the summary table last.
@@ -30,10 +30,17 @@ setup-test:
 build:
 	$(CARGO) build -p lambdadb -p lambdadb-slt
 
-unit:
-	$(CARGO) test --workspace
+# Tests run a build with the fault points compiled in (lambdadb_common::failpoint);
+# unit tests use the same features so that both share one build of each crate.
+TEST_FEATURES := --features lambdadb-common/failpoints
 
-integration: build
+build-test:
+	$(CARGO) build -p lambdadb -p lambdadb-slt $(TEST_FEATURES)
+
+unit:
+	$(CARGO) test --workspace $(TEST_FEATURES)
+
+integration: build-test
 	LAMBDADB_TEST_BIN=$(BIN) .venv/bin/python -m pytest -v integration
 
 fmt:

@@ -75,6 +75,40 @@ class Tansu:
         self.log.close()
 
 
+class MockBroker:
+    """`lambdadb mock-broker`: librdkafka's mock cluster in a process of its own.
+    Unlike Tansu it can go down and come back with its data (`down`, `up`), and
+    it deletes the oldest messages of a partition beyond 5 MB (retention)."""
+
+    def __init__(self, log_dir, topics):
+        self.log = open(Path(log_dir) / f"mock-broker-{time.time_ns()}.log", "w")
+        args = [os.environ.get("LAMBDADB_TEST_MOCK_BIN", BIN), "mock-broker"]
+        for t in topics:
+            args += ["--topic", t]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True)
+        self.brokers = self.proc.stdout.readline().strip()
+        if not self.brokers:
+            raise RuntimeError("mock broker did not start")
+
+    def command(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline().strip()
+        if reply != "ok":
+            raise RuntimeError(f"mock broker: {line}: {reply}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
 class Server:
     """`lambdadb serve` as a separate process."""
 

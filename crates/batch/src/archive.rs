@@ -12,7 +12,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use tracing::{info, warn};
 
-use crate::durable::{publish, remove_temporaries, tmp_path};
+use crate::durable::{publish, remove_temporaries, step, tmp_path};
 use crate::manifest::{ArchiveFile, Manifest};
 use crate::{Result, io_err};
 
@@ -90,8 +90,34 @@ impl Archiver {
 
     /// Writes one file per input that has rows, then commits a manifest that lists
     /// them and advances the watermark (also for inputs that were all rejected).
-    /// Returns the committed manifest; on error nothing is recorded.
+    /// Returns the committed manifest; on error nothing is recorded, and the
+    /// files written before the failure are removed (a full disk gets its
+    /// space back before the retry). Once the manifest's own commit has begun,
+    /// its files stay: the new manifest may already be in place on disk.
     pub fn archive(&self, current: &Manifest, inputs: &[ArchiveInput]) -> Result<Manifest> {
+        let mut written = Vec::new();
+        let next = self.write_files(current, inputs, &mut written);
+        let next = match next {
+            Ok(next) => next,
+            Err(e) => {
+                for path in written {
+                    let _ = fs::remove_file(&path);
+                    let _ = fs::remove_file(tmp_path(&path));
+                }
+                return Err(e);
+            }
+        };
+        next.commit(&self.dir, "archive.manifest")?;
+        info!(dir = %self.dir.display(), version = next.version, watermark = %next.watermark, "archived");
+        Ok(next)
+    }
+
+    fn write_files(
+        &self,
+        current: &Manifest,
+        inputs: &[ArchiveInput],
+        written: &mut Vec<PathBuf>,
+    ) -> Result<Manifest> {
         let mut next = current.clone();
         next.version += 1;
         for input in inputs {
@@ -105,6 +131,7 @@ impl Archiver {
                     "p{}/{:020}-{:020}.parquet",
                     input.partition, input.first_offset, input.next_offset
                 );
+                written.push(self.dir.join(&rel));
                 let bytes = self.write_file(&self.dir.join(&rel), &input.batches)?;
                 next.files.push(ArchiveFile {
                     path: rel,
@@ -113,13 +140,12 @@ impl Archiver {
                     next_offset: input.next_offset,
                     rows: rows as u64,
                     bytes,
+                    imported_from: None,
                 });
             }
             next.watermark.advance(input.partition, input.next_offset);
             next.fingerprints.insert(input.partition, input.last);
         }
-        next.commit(&self.dir)?;
-        info!(dir = %self.dir.display(), version = next.version, watermark = %next.watermark, "archived");
         Ok(next)
     }
 
@@ -135,10 +161,12 @@ impl Archiver {
             writer.write(b)?;
         }
         let file = writer.into_inner()?;
+        step("archive.file", "written", &tmp)?;
         file.sync_all().map_err(io_err(&tmp))?;
+        step("archive.file", "synced", &tmp)?;
         let bytes = file.metadata().map_err(io_err(&tmp))?.len();
         drop(file);
-        publish(&tmp, path)?;
+        publish(&tmp, path, "archive.file")?;
         Ok(bytes)
     }
 }

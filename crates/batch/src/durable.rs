@@ -1,29 +1,45 @@
 //! Crash-safe file replacement: temporary file, fsync, rename, fsync directory.
+//!
+//! Every step passes a named fault point `<point>.written`, `.synced`,
+//! `.renamed`, `.dir_synced` (see `lambdadb_common::failpoint`), so the fault
+//! suite can crash the process or fail the step with ENOSPC at each of them.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
+use lambdadb_common::failpoint;
+
 use crate::{Result, io_err};
+
+/// Passes fault point `<point>.<step>` (a no-op outside test builds).
+pub fn step(point: &str, step: &str, path: &Path) -> Result<()> {
+    failpoint::hit(&format!("{point}.{step}")).map_err(io_err(path))
+}
 
 /// Suffix of files being written; any left over after a crash are deleted.
 pub const TMP_SUFFIX: &str = ".tmp";
 
 /// Writes `bytes` to `path` so that after a crash `path` holds either its old
 /// content or all of `bytes`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// `point` names the fault points of the steps.
+pub fn write_atomic(path: &Path, bytes: &[u8], point: &str) -> Result<()> {
     let tmp = tmp_path(path);
     let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
     f.write_all(bytes).map_err(io_err(&tmp))?;
+    step(point, "written", &tmp)?;
     f.sync_all().map_err(io_err(&tmp))?;
+    step(point, "synced", &tmp)?;
     drop(f);
-    publish(&tmp, path)
+    publish(&tmp, path, point)
 }
 
 /// Renames a fully written and fsynced temporary file into place.
-pub fn publish(tmp: &Path, path: &Path) -> Result<()> {
+pub fn publish(tmp: &Path, path: &Path, point: &str) -> Result<()> {
     fs::rename(tmp, path).map_err(io_err(path))?;
-    sync_dir(path)
+    step(point, "renamed", path)?;
+    sync_dir(path)?;
+    step(point, "dir_synced", path)
 }
 
 /// The temporary name `path` is written under before [`publish`] renames it into place.

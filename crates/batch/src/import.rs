@@ -26,8 +26,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tracing::info;
 
 use crate::archive::{Archiver, writer_properties};
-use crate::durable::{publish, tmp_path};
-use crate::manifest::{ArchiveFile, Manifest};
+use crate::durable::{publish, step, tmp_path};
+use crate::manifest::{ArchiveFile, ImportedFrom, Manifest};
 use crate::{BatchError, Result, io_err};
 
 /// The partition number imported files are recorded under.
@@ -36,6 +36,9 @@ pub const IMPORT_PARTITION: i32 = -1;
 /// What one import added.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportSummary {
+    /// Files skipped because the same content was imported before, each with
+    /// a message saying which file and when (sent to the client as a NOTICE).
+    pub skipped: Vec<String>,
     /// Files imported.
     pub files: usize,
     /// Rows they held.
@@ -81,6 +84,20 @@ impl Archiver {
         let mut seq = current.watermark.next(IMPORT_PARTITION);
         let mut summary = ImportSummary::default();
         for src in paths {
+            let from = identify(src)?;
+            if let Some(earlier) = next.files.iter().find(|f| {
+                f.imported_from
+                    .as_ref()
+                    .is_some_and(|i| i.hash == from.hash && i.size == from.size)
+            }) {
+                let name = &earlier.imported_from.as_ref().expect("found").name;
+                summary.skipped.push(format!(
+                    "{} was already imported (same content as {name}, stored as {}); skipped",
+                    src.display(),
+                    earlier.path
+                ));
+                continue;
+            }
             let rel = format!("p{IMPORT_PARTITION}/{seq:020}.parquet");
             let (rows, bytes) = self.import_file(src, &self.dir().join(&rel), seq)?;
             info!(file = %src.display(), rows, "imported");
@@ -91,6 +108,7 @@ impl Archiver {
                 next_offset: seq + 1,
                 rows,
                 bytes,
+                imported_from: Some(from),
             });
             seq += 1;
             next.watermark.advance(IMPORT_PARTITION, seq);
@@ -98,7 +116,11 @@ impl Archiver {
             summary.rows += rows;
             summary.bytes += bytes;
         }
-        next.commit(self.dir())?;
+        if summary.files == 0 {
+            // Everything was imported before: nothing to commit.
+            return Ok((current.clone(), summary));
+        }
+        next.commit(self.dir(), "import.manifest")?;
         Ok((next, summary))
     }
 
@@ -124,12 +146,39 @@ impl Archiver {
             rows += batch.num_rows() as u64;
         }
         let out = writer.into_inner()?;
+        step("import.file", "written", &tmp)?;
         out.sync_all().map_err(io_err(&tmp))?;
+        step("import.file", "synced", &tmp)?;
         let bytes = out.metadata().map_err(io_err(&tmp))?.len();
         drop(out);
-        publish(&tmp, dest)?;
+        publish(&tmp, dest, "import.file")?;
         Ok((rows, bytes))
     }
+}
+
+/// The identity of a file to import: its content hash and size. Reading the
+/// whole file costs about what the import itself does, and makes a retried
+/// COPY (after a lost connection or an error after the commit) a no-op.
+fn identify(src: &Path) -> Result<ImportedFrom> {
+    use std::hash::Hasher;
+    use std::io::Read;
+    let mut f = File::open(src).map_err(io_err(src))?;
+    let mut h = twox_hash::XxHash3_64::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(io_err(src))?;
+        if n == 0 {
+            break;
+        }
+        h.write(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(ImportedFrom {
+        name: src.display().to_string(),
+        hash: format!("{:016x}", h.finish()),
+        size,
+    })
 }
 
 /// For each declared column (the physical schema without its two hidden

@@ -23,7 +23,7 @@ pub mod view;
 pub use archive::{ArchiveInput, Archiver};
 pub use files::files_table;
 pub use import::{IMPORT_PARTITION, ImportSummary, import_paths};
-pub use manifest::{ArchiveFile, Manifest};
+pub use manifest::{ArchiveFile, ImportedFrom, Manifest};
 pub use view::{ViewRun, ViewStore, ViewVersion};
 
 /// Errors of the batch layer.

@@ -24,6 +24,21 @@ pub struct ArchiveFile {
     pub rows: u64,
     /// Size of the file on disk.
     pub bytes: u64,
+    /// For an imported file: the content hash of the file it was imported
+    /// from, which makes importing the same content again a no-op.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<ImportedFrom>,
+}
+
+/// The file an imported master-dataset file was rewritten from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedFrom {
+    /// The path it was imported from (for messages; identity is the hash).
+    pub name: String,
+    /// xxh3-64 of its bytes, as 16 hex digits.
+    pub hash: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// Files of the master dataset and the offsets they cover.
@@ -58,9 +73,10 @@ impl Manifest {
     }
 
     /// Durably replaces `dir/manifest.json` with `self`.
-    pub fn commit(&self, dir: &Path) -> Result<()> {
+    /// `point` names its fault points (`archive.manifest`, `import.manifest`).
+    pub fn commit(&self, dir: &Path, point: &str) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
-        write_atomic(&dir.join(MANIFEST_FILE), &bytes)
+        write_atomic(&dir.join(MANIFEST_FILE), &bytes, point)
     }
 
     /// Absolute paths of the files with offsets at or above `from` (whole files:

@@ -13,7 +13,7 @@ use parquet::arrow::ArrowWriter;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use crate::durable::{publish, remove_temporaries, tmp_path, write_atomic};
+use crate::durable::{publish, remove_temporaries, step, tmp_path, write_atomic};
 use crate::files::files_table;
 use crate::{BatchError, Result, io_err};
 
@@ -125,9 +125,11 @@ impl ViewStore {
                 w.write(b)?;
             }
             let f = w.into_inner()?;
+            step("view.file", "written", &tmp)?;
             f.sync_all().map_err(io_err(&tmp))?;
+            step("view.file", "synced", &tmp)?;
             drop(f);
-            publish(&tmp, &write_path)?;
+            publish(&tmp, &write_path, "view.file")?;
             Ok(())
         })
         .await
@@ -146,7 +148,7 @@ impl ViewStore {
             duration_ms: started.elapsed().as_millis() as u64,
         };
         let bytes = serde_json::to_vec_pretty(&v).expect("version serializes");
-        write_atomic(&self.dir.join(CURRENT), &bytes)?;
+        write_atomic(&self.dir.join(CURRENT), &bytes, "view.current")?;
         self.remove_old(version);
         info!(view_dir = %self.dir.display(), version, rows, watermark = %v.watermark, ms = v.duration_ms, "published batch view");
         Ok(v)

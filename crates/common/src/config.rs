@@ -128,6 +128,16 @@ pub struct Config {
     pub authentication_timeout: Duration,
     /// Rejected messages kept for `lambdadb.rejected_messages` (oldest dropped first).
     pub rejected_keep: usize,
+    /// Memory the speed layer's rows (every source's consumed events not
+    /// archived yet, or kept for a view's fold) may take. Above it consumption
+    /// pauses until archiving frees memory (back-pressure, shown in
+    /// `lambdadb.sources`); nothing is dropped.
+    pub speed_memory_limit: String,
+    /// When Kafka's retention deleted offsets before they were consumed:
+    /// `stop` the partition (the default: the operator decides), or `skip` to
+    /// the oldest offset the topic holds and count the gap as lost
+    /// (`lambdadb.sources.lost_messages`).
+    pub retention_gap: String,
     /// Embedded mode only: demo events produced per second (0 disables the generator).
     pub demo_rate: u32,
     /// Embedded mode only: partitions of the demo topic.
@@ -180,6 +190,8 @@ impl Default for Config {
             speed_fold_interval: Duration::from_millis(200),
             result_cache_size: "256MB".into(),
             rejected_keep: 10_000,
+            speed_memory_limit: "2GB".into(),
+            retention_gap: "stop".into(),
             query_memory_limit: "2GB".into(),
             memory_limit: "0".into(),
             max_result_size: "1GB".into(),
@@ -295,6 +307,13 @@ impl Config {
         parse_size(&self.memory_limit).map_err(ConfigError::Invalid)?;
         parse_size(&self.max_result_size).map_err(ConfigError::Invalid)?;
         parse_size(&self.result_cache_size).map_err(ConfigError::Invalid)?;
+        parse_size(&self.speed_memory_limit).map_err(ConfigError::Invalid)?;
+        if !matches!(self.retention_gap.as_str(), "stop" | "skip") {
+            return Err(ConfigError::Invalid(format!(
+                "retention_gap = \"{}\": use \"stop\" or \"skip\"",
+                self.retention_gap
+            )));
+        }
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             return Err(ConfigError::Invalid(
                 "set both tls_cert and tls_key, or neither".into(),
@@ -366,6 +385,11 @@ impl Config {
             &self.kafka_sasl_password_file,
         )
         .map_err(ConfigError::Invalid)
+    }
+
+    /// `speed_memory_limit` in bytes (validated at load).
+    pub fn speed_memory_bytes(&self) -> usize {
+        parse_size(&self.speed_memory_limit).unwrap_or(2 << 30)
     }
 
     /// `result_cache_size` in bytes (validated at load); 0 disables the result cache.

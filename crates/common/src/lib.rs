@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod failpoint;
 pub mod kafka;
 pub mod offsets;
 pub mod source;

@@ -14,6 +14,7 @@
 mod demo;
 mod embedded;
 mod lock;
+mod mockbroker;
 mod produce;
 mod serve;
 
@@ -46,6 +47,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print demo clickstream events as JSON lines.
     Generate(demo::GenerateArgs),
+    /// Run librdkafka's mock Kafka cluster (for tests: outages, retention).
+    MockBroker(mockbroker::MockBrokerArgs),
     /// Read a password from standard input and print its SCRAM-SHA-256 verifier
     /// for the `users` configuration (the password itself is never stored).
     Passwd {
@@ -69,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Generate(args) => demo::generate(args),
+        Command::MockBroker(args) => mockbroker::run(args),
         Command::Passwd { iterations } => {
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;

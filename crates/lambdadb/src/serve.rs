@@ -109,16 +109,36 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         }
         info!(file = %file.display(), "catalog file applied");
     }
-    // Then what admins declared over the wire (see lambdadb_serving::catalog_log).
-    for obj in engine.catalog_log().objects()? {
-        for r in session.execute_all(&obj.sql).await {
-            match r {
-                Ok(_) => info!(object = %obj.name, "declared over the wire earlier; restored"),
-                Err(e) => {
-                    warn!(object = %obj.name, "a declaration made over the wire no longer applies and is skipped: {e}")
-                }
+    // Then what admins declared over the wire (see lambdadb_serving::catalog_log),
+    // in rounds: a declaration that reads an object restored later in the list
+    // (a view replaced after the objects it now reads) succeeds in a later round.
+    let mut pending = engine.catalog_log().objects()?;
+    loop {
+        let before = pending.len();
+        let mut failed = Vec::new();
+        for obj in std::mem::take(&mut pending) {
+            let errors: Vec<String> = session
+                .execute_all(&obj.sql)
+                .await
+                .into_iter()
+                .filter_map(|r| r.err().map(|e| e.to_string()))
+                .collect();
+            if errors.is_empty() {
+                info!(object = %obj.name, "declared over the wire earlier; restored");
+            } else {
+                failed.push((obj, errors.join("; ")));
             }
         }
+        if failed.is_empty() {
+            break;
+        }
+        if failed.len() == before {
+            for (obj, e) in &failed {
+                error!(object = %obj.name, "a declaration made over the wire cannot be restored and is skipped (it stays in catalog.json): {e}");
+            }
+            break;
+        }
+        pending = failed.into_iter().map(|(o, _)| o).collect();
     }
     engine.catalog_log().start_recording();
     engine.spawn_background();

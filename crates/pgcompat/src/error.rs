@@ -27,6 +27,13 @@ pub enum QueryError {
     /// A statement sent inside an aborted transaction: in_failed_sql_transaction, 25P02.
     #[error("{0}")]
     InFailedTransaction(String),
+    /// The statement cannot run inside a transaction block: active_sql_transaction, 25001.
+    #[error("{0}")]
+    ActiveTransaction(String),
+    /// Something the statement needs is not in the required state (a stopped
+    /// partition): object_not_in_prerequisite_state, 55000.
+    #[error("{0}")]
+    NotInPrerequisiteState(String),
     /// The statement was cancelled or ran past `statement_timeout`: query_canceled, 57014.
     #[error("{0}")]
     QueryCanceled(String),
@@ -92,6 +99,8 @@ impl QueryError {
             QueryError::DuplicateObject(_) => "42P07",
             QueryError::UndefinedObject(_) => "42704",
             QueryError::InFailedTransaction(_) => "25P02",
+            QueryError::ActiveTransaction(_) => "25001",
+            QueryError::NotInPrerequisiteState(_) => "55000",
             QueryError::QueryCanceled(_) => "57014",
             QueryError::InsufficientPrivilege(_) => "42501",
             QueryError::OutOfMemory(_) => "53200",

@@ -2,7 +2,11 @@
 //! lists the CREATE statements of every source table, materialized view and plain
 //! view an admin declared (not those of `sql/` files, which declare themselves at
 //! every start), in declaration order. Start-up applies the `sql/` files, then
-//! replays this list. A DROP removes the entry; CREATE OR REPLACE replaces it.
+//! replays this list. A DROP removes the entry; CREATE OR REPLACE moves it to
+//! the end (the new definition may read objects declared after the old one).
+//! The file is written before the statement is acknowledged: if it cannot be
+//! written, the statement fails (and its change is undone by the caller), so an
+//! acknowledged declaration always comes back after a restart.
 //!
 //! Dropping an object that a `sql/` file declares lasts until the next start,
 //! when the file declares it again: edit the file to drop it for good.
@@ -72,38 +76,35 @@ impl CatalogLog {
         Ok(self.read()?.objects)
     }
 
-    fn update(&self, change: impl FnOnce(&mut Vec<Declared>)) {
+    fn update(&self, change: impl FnOnce(&mut Vec<Declared>)) -> Result<()> {
         if !self.recording.load(std::sync::atomic::Ordering::SeqCst) {
-            return;
+            return Ok(());
         }
         let _one_writer = self.lock.lock().expect("catalog log lock");
-        let result = self.read().and_then(|mut c| {
-            change(&mut c.objects);
-            let bytes = serde_json::to_vec_pretty(&c).expect("catalog serializes");
-            lambdadb_batch::durable::write_atomic(&self.path, &bytes)
-                .map_err(|e| QueryError::Io(e.to_string()))
-        });
-        if let Err(e) = result {
-            warn!("the catalog change is in effect but not saved; it will be lost at restart: {e}");
-        }
+        let mut c = self.read()?;
+        change(&mut c.objects);
+        let bytes = serde_json::to_vec_pretty(&c).expect("catalog serializes");
+        lambdadb_batch::durable::write_atomic(&self.path, &bytes, "catalog").map_err(|e| {
+            warn!("cannot save the catalog: {e}");
+            QueryError::Io(format!(
+                "cannot save the catalog, so the change was not made: {e}; free space or fix permissions in the data directory and run the statement again"
+            ))
+        })
     }
 
-    /// Records (or replaces) the declaration of `name`.
-    pub fn declared(&self, name: &str, sql: String) {
+    /// Records (or replaces, moving it last) the declaration of `name`.
+    pub fn declared(&self, name: &str, sql: String) -> Result<()> {
         self.update(|objects| {
-            let entry = Declared {
+            objects.retain(|o| o.name != name);
+            objects.push(Declared {
                 name: name.to_string(),
                 sql,
-            };
-            match objects.iter_mut().find(|o| o.name == name) {
-                Some(o) => *o = entry,
-                None => objects.push(entry),
-            }
-        });
+            });
+        })
     }
 
     /// Removes the declaration of `name` (after a DROP).
-    pub fn dropped(&self, name: &str) {
-        self.update(|objects| objects.retain(|o| o.name != name));
+    pub fn dropped(&self, name: &str) -> Result<()> {
+        self.update(|objects| objects.retain(|o| o.name != name))
     }
 }

@@ -8,23 +8,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::prelude::{SessionConfig, SessionContext};
-use lambdadb_batch::{ImportSummary, ViewVersion};
-use lambdadb_common::{Config, SourceSpec};
-use lambdadb_pgcompat::naming::{check_new_name, quote_ident};
+use datafusion::prelude::SessionConfig;
+use lambdadb_batch::ViewVersion;
+use lambdadb_common::Config;
 use lambdadb_pgcompat::{QueryError, Result};
-use lambdadb_speed::{ConsumerHandle, ConsumerSettings, JsonDecoder, spawn_consumer};
-use lambdadb_views::decompose;
+use lambdadb_speed::ConsumerHandle;
 use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
-use tracing::info;
 
 use crate::catalog_log::CatalogLog;
-use crate::ddl::CatalogStatement;
-use crate::error::{from_batch, from_view};
 use crate::memory::BoundedPool;
 use crate::plainview::PlainViewDef;
 use crate::source::SourceState;
+use crate::speedbudget::SpeedBudget;
 use crate::view::ViewState;
 
 /// One process's source tables, materialized and plain views, consumers and result cache.
@@ -32,9 +28,11 @@ pub struct Engine {
     config: Config,
     brokers: String,
     sources: RwLock<BTreeMap<String, Arc<SourceState>>>,
-    views: RwLock<BTreeMap<String, Arc<ViewState>>>,
+    pub(crate) views: RwLock<BTreeMap<String, Arc<ViewState>>>,
     consumers: Mutex<Vec<ConsumerHandle>>,
-    plain_views: RwLock<BTreeMap<String, PlainViewDef>>,
+    pub(crate) plain_views: RwLock<BTreeMap<String, PlainViewDef>>,
+    /// The speed layer's memory ceiling, shared by every source.
+    speed_budget: Arc<SpeedBudget>,
     /// Created at the first INSERT.
     producer: std::sync::OnceLock<FutureProducer>,
     cache: Arc<lambdadb_cache::ResultCache>,
@@ -70,6 +68,7 @@ impl Engine {
                 config.result_cache_bytes(),
             )),
             catalog_log: CatalogLog::new(&config.data_dir),
+            speed_budget: Arc::new(SpeedBudget::new(config.speed_memory_bytes())),
             generation: std::sync::atomic::AtomicU64::new(1),
             config,
         })
@@ -105,6 +104,8 @@ impl Engine {
         config
             .set("bootstrap.servers", &self.brokers)
             .set("acks", "all")
+            // A retried send never writes a message twice (see insert).
+            .set("enable.idempotence", "true")
             .set("linger.ms", "1")
             .set("message.timeout.ms", "10000");
         for (key, value) in self.kafka_properties()? {
@@ -116,9 +117,29 @@ impl Engine {
         Ok(self.producer.get_or_init(|| p))
     }
 
+    /// The Kafka bootstrap servers consumers and the producer connect to.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// The speed layer's memory ceiling (`speed_memory_limit`).
+    pub fn speed_budget(&self) -> Arc<SpeedBudget> {
+        self.speed_budget.clone()
+    }
+
+    /// Registers a declared source and the consumer feeding it.
+    pub(crate) fn add_source(&self, state: Arc<SourceState>, consumer: ConsumerHandle) {
+        self.consumers.lock().expect("consumers lock").push(consumer);
+        self.sources
+            .write()
+            .expect("sources lock")
+            .insert(state.spec.name.clone(), state);
+        self.catalog_changed();
+    }
+
     /// TLS and SASL properties for Kafka clients (never logged: they may hold
     /// the SASL password).
-    fn kafka_properties(&self) -> Result<Vec<(String, lambdadb_common::kafka::Secret)>> {
+    pub(crate) fn kafka_properties(&self) -> Result<Vec<(String, lambdadb_common::kafka::Secret)>> {
         self.config
             .kafka_properties()
             .map_err(|e| QueryError::InvalidParameter(e.to_string()))
@@ -194,74 +215,6 @@ impl Engine {
             .collect()
     }
 
-    /// `CREATE [OR REPLACE] VIEW name AS query`: the query is planned once in the
-    /// declaring session's context `ctx` to check it and learn its columns.
-    pub async fn create_plain_view(
-        &self,
-        ctx: &SessionContext,
-        name: &str,
-        query: &str,
-        or_replace: bool,
-    ) -> Result<()> {
-        check_new_name(name)?;
-        let df = ctx.sql(query).await?;
-        let def = PlainViewDef {
-            sql: query.to_string(),
-            schema: Arc::new(df.schema().as_arrow().clone()),
-        };
-        let mut views = self.plain_views.write().expect("views lock");
-        let taken = self.source(name).is_some() || self.view(name).is_some();
-        if taken || (views.contains_key(name) && !or_replace) {
-            return Err(QueryError::DuplicateObject(format!(
-                "relation \"{name}\" already exists{}",
-                if taken {
-                    ""
-                } else {
-                    "; use CREATE OR REPLACE VIEW to change it"
-                }
-            )));
-        }
-        self.catalog_log.declared(
-            name,
-            format!(
-                "CREATE OR REPLACE VIEW {} AS {}",
-                quote_ident(name),
-                def.sql
-            ),
-        );
-        views.insert(name.to_string(), def);
-        self.catalog_changed();
-        Ok(())
-    }
-
-    /// `DROP VIEW [IF EXISTS] names`.
-    pub fn drop_plain_views(&self, names: &[String], if_exists: bool) -> Result<()> {
-        for name in names {
-            let dropped = self
-                .plain_views
-                .write()
-                .expect("views lock")
-                .remove(name)
-                .is_some();
-            if dropped {
-                self.catalog_changed();
-                self.catalog_log.dropped(name);
-                continue;
-            }
-            if self.view(name).is_some() {
-                return Err(QueryError::WrongObjectType(format!(
-                    "\"{name}\" is a materialized view; use DROP MATERIALIZED VIEW"
-                )));
-            }
-            if !if_exists {
-                return Err(QueryError::UndefinedTable(format!(
-                    "view \"{name}\" does not exist"
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// The materialized view called `name`, if one is declared.
     pub fn view(&self, name: &str) -> Option<Arc<ViewState>> {
         self.views.read().expect("views lock").get(name).cloned()
@@ -285,219 +238,6 @@ impl Engine {
             .values()
             .cloned()
             .collect()
-    }
-
-    /// Runs a catalog statement; returns the command tag.
-    pub async fn execute(&self, stmt: CatalogStatement) -> Result<String> {
-        match stmt {
-            CatalogStatement::CreateSource {
-                spec,
-                if_not_exists,
-            } => {
-                let (name, sql) = (spec.name.clone(), spec.definition.clone());
-                self.create_source(spec, if_not_exists)?;
-                self.catalog_log.declared(&name, sql);
-                Ok("CREATE TABLE".into())
-            }
-            CatalogStatement::CreateView {
-                name,
-                query,
-                or_replace,
-                if_not_exists,
-            } => {
-                let sql = format!("CREATE MATERIALIZED VIEW {} AS {query}", quote_ident(&name));
-                self.create_view(name.clone(), query, or_replace, if_not_exists)
-                    .await?;
-                self.catalog_log.declared(&name, sql);
-                Ok("CREATE MATERIALIZED VIEW".into())
-            }
-            CatalogStatement::Refresh { name } => {
-                self.refresh(&name).await?;
-                Ok("REFRESH MATERIALIZED VIEW".into())
-            }
-            CatalogStatement::Import { table, path } => {
-                let summary = self.import(&table, Path::new(&path)).await?;
-                Ok(format!("COPY {}", summary.rows))
-            }
-            CatalogStatement::DropViews { names, if_exists } => {
-                self.drop_views(&names, if_exists)?;
-                for n in &names {
-                    self.catalog_log.dropped(n);
-                }
-                Ok("DROP MATERIALIZED VIEW".into())
-            }
-        }
-    }
-
-    /// Declares a source table and starts consuming its topic from the offsets the
-    /// master dataset recorded.
-    pub fn create_source(&self, spec: SourceSpec, if_not_exists: bool) -> Result<()> {
-        check_new_name(&spec.name)?;
-        if self.source(&spec.name).is_some() || self.view(&spec.name).is_some() {
-            if if_not_exists {
-                return Ok(());
-            }
-            return Err(QueryError::DuplicateObject(format!(
-                "relation \"{}\" already exists",
-                spec.name
-            )));
-        }
-        let decoder =
-            JsonDecoder::try_new(spec.schema.clone()).map_err(QueryError::FeatureNotSupported)?;
-        let state = Arc::new(SourceState::open(
-            spec.clone(),
-            self.data_dir(),
-            self.config.rejected_keep,
-        )?);
-        info!(table = %spec.name, topic = %spec.topic, archived = %state.manifest().watermark, "source table ready");
-        let settings = ConsumerSettings {
-            brokers: self.brokers.clone(),
-            group_id: format!("lambdadb-{}", spec.name),
-            topic: spec.topic.clone(),
-            max_rows: self.config.micro_batch_rows,
-            max_wait: self.config.micro_batch_wait,
-            properties: self.kafka_properties()?,
-        };
-        let handle = spawn_consumer(settings, decoder, state.clone())
-            .map_err(|e| QueryError::Internal(format!("cannot start the consumer: {e}")))?;
-        self.consumers.lock().expect("consumers lock").push(handle);
-        self.sources
-            .write()
-            .expect("sources lock")
-            .insert(spec.name.clone(), state);
-        self.catalog_changed();
-        Ok(())
-    }
-
-    /// Declares (or replaces) a materialized view. Like PostgreSQL's `WITH DATA`,
-    /// the statement returns once the view is computed: a view without a stored
-    /// version of this definition is refreshed from the whole master dataset.
-    pub async fn create_view(
-        &self,
-        name: String,
-        query: String,
-        or_replace: bool,
-        if_not_exists: bool,
-    ) -> Result<()> {
-        check_new_name(&name)?;
-        let old = self.view(&name);
-        let taken = self.source(&name).is_some() || self.plain_view(&name).is_some();
-        if (old.is_some() || taken) && if_not_exists {
-            return Ok(());
-        }
-        if taken || (old.is_some() && !or_replace) {
-            return Err(QueryError::DuplicateObject(format!(
-                "relation \"{name}\" already exists{}",
-                if taken {
-                    ""
-                } else {
-                    "; use CREATE OR REPLACE MATERIALIZED VIEW to change its definition"
-                }
-            )));
-        }
-        let columns = |s: &str| {
-            self.source(s).map(|st| {
-                st.spec
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect()
-            })
-        };
-        let d = decompose(&query, &columns).map_err(from_view)?;
-        let source = self.source(&d.source).expect("checked by decompose");
-        if let Some(old) = &old
-            && old.source_name() != d.source
-        {
-            old.source.detach_view(&name);
-        }
-        // Opening attaches the new definition's (empty) speed state to the source,
-        // replacing the old one's: from here on queries read the new definition.
-        let view = ViewState::open(
-            name.clone(),
-            query,
-            d,
-            source,
-            self.data_dir(),
-            self.session_config(),
-            self.background_runtime(),
-        )
-        .await?;
-        let view = Arc::new(view);
-        self.views
-            .write()
-            .expect("views lock")
-            .insert(name.clone(), view.clone());
-        self.catalog_changed();
-        if view.current().is_none() {
-            view.refresh().await?;
-        }
-        info!(view = %name, version = ?view.current().map(|v| v.version), "materialized view ready");
-        Ok(())
-    }
-
-    /// `DROP MATERIALIZED VIEW [IF EXISTS] names`: the views, their speed state and
-    /// their stored versions.
-    pub fn drop_views(&self, names: &[String], if_exists: bool) -> Result<()> {
-        for name in names {
-            if self.view(name).is_none() {
-                if self.plain_view(name).is_some() || self.source(name).is_some() {
-                    return Err(QueryError::WrongObjectType(format!(
-                        "\"{name}\" is not a materialized view{}",
-                        if self.plain_view(name).is_some() {
-                            "; use DROP VIEW"
-                        } else {
-                            ""
-                        }
-                    )));
-                }
-                if !if_exists {
-                    return Err(QueryError::UndefinedTable(format!(
-                        "materialized view \"{name}\" does not exist"
-                    )));
-                }
-            }
-        }
-        for name in names {
-            if let Some(v) = self.views.write().expect("views lock").remove(name) {
-                v.drop_data();
-                self.catalog_changed();
-                info!(view = %name, "materialized view dropped");
-            }
-        }
-        Ok(())
-    }
-
-    /// Imports the Parquet file (or directory of files) at `path` into `table`'s
-    /// master dataset, then recomputes the table's views so that they include the
-    /// imported rows when the statement returns.
-    pub async fn import(&self, table: &str, path: &Path) -> Result<ImportSummary> {
-        let source = self.source(table).ok_or_else(|| {
-            if self.view(table).is_some() {
-                QueryError::WrongObjectType(format!(
-                    "cannot copy to materialized view \"{table}\"; import into its source table"
-                ))
-            } else {
-                QueryError::UndefinedTable(format!("relation \"{table}\" does not exist"))
-            }
-        })?;
-        let path = crate::importdir::importable(&self.config.import_dir, path)?;
-        let paths = lambdadb_batch::import_paths(&path).map_err(from_batch)?;
-        let summary = source.import(paths).await?;
-        self.catalog_changed();
-        info!(
-            table,
-            files = summary.files,
-            rows = summary.rows,
-            "import committed"
-        );
-        for v in self.views() {
-            if Arc::ptr_eq(&v.source, &source) {
-                v.refresh().await?;
-            }
-        }
-        Ok(summary)
     }
 
     /// `REFRESH MATERIALIZED VIEW name`: a new batch version over the whole master dataset.

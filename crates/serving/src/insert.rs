@@ -2,6 +2,17 @@
 //! source's Kafka topic as JSON (the log stays the single source of truth), and
 //! the statement returns once they are consumed, so the session reads its own
 //! writes. Nothing is written anywhere else.
+//!
+//! - The producer is idempotent (`enable.idempotence`): librdkafka's retries
+//!   of a send never write a message twice.
+//! - NaN and infinities travel as JSON strings ("NaN", "inf", "-inf"), which
+//!   the decoder reads back into float columns (JSON numbers cannot hold them).
+//! - Not inside `BEGIN ... COMMIT`: a produced row cannot be rolled back, so
+//!   the session refuses it there (25001), as PostgreSQL refuses statements
+//!   that cannot run in a transaction block.
+//! - If the rows are not visible within 30 s (a stopped or paused partition),
+//!   the statement fails with 55000 saying the rows are in Kafka and must not
+//!   be inserted again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -86,7 +97,8 @@ pub async fn produce(
     {
         let mut w = LineDelimitedWriter::new(&mut lines);
         for b in batches {
-            w.write(b)
+            let b = non_finite_as_text(b)?;
+            w.write(&b)
                 .map_err(|e| QueryError::Internal(format!("cannot encode the rows: {e}")))?;
         }
         w.finish()
@@ -109,14 +121,68 @@ pub async fn produce(
         n += 1;
     }
     let deadline = Instant::now() + VISIBLE_WITHIN;
-    while Instant::now() < deadline {
+    loop {
         let consumed = source.consumed();
-        if last.iter().all(|(p, o)| consumed.next(*p) > *o) {
-            break;
+        let missing: Vec<(i32, i64)> = last
+            .iter()
+            .filter(|(p, o)| consumed.next(**p) <= **o)
+            .map(|(p, o)| (*p, *o))
+            .collect();
+        if missing.is_empty() {
+            return Ok(n);
+        }
+        let stopped = source.stats().failed;
+        let stopped: Vec<&String> = missing.iter().filter_map(|(p, _)| stopped.get(p)).collect();
+        if !stopped.is_empty() || Instant::now() >= deadline {
+            let why = match stopped.first() {
+                Some(reason) => format!("its partition is stopped: {reason}"),
+                None => format!(
+                    "lambdadb has not consumed them within {} s (see lambdadb.sources for the partition's status)",
+                    VISIBLE_WITHIN.as_secs()
+                ),
+            };
+            return Err(QueryError::NotInPrerequisiteState(format!(
+                "the {n} rows were written to Kafka (topic {}, up to partition/offset {missing:?}) but are not visible: {why}. \
+                 Do not run the INSERT again (that would write them twice); they appear once the partition is consumed.",
+                source.spec.topic
+            )));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Ok(n)
+}
+
+/// Float columns holding NaN or infinities as text: the JSON writer would
+/// write them as null (JSON numbers cannot hold them).
+fn non_finite_as_text(b: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Schema};
+    let non_finite = |a: &ArrayRef| match a.data_type() {
+        DataType::Float64 => a
+            .as_primitive::<Float64Type>()
+            .iter()
+            .any(|v| v.is_some_and(|v| !v.is_finite())),
+        DataType::Float32 => a
+            .as_primitive::<Float32Type>()
+            .iter()
+            .any(|v| v.is_some_and(|v| !v.is_finite())),
+        _ => false,
+    };
+    if !b.columns().iter().any(non_finite) {
+        return Ok(b.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (f, a) in b.schema().fields().iter().zip(b.columns()) {
+        if non_finite(a) {
+            fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
+            columns.push(cast(a, &DataType::Utf8).map_err(|e| QueryError::Internal(e.to_string()))?);
+        } else {
+            fields.push(f.as_ref().clone());
+            columns.push(a.clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| QueryError::Internal(e.to_string()))
 }
 
 /// `INSERT INTO <source> [(columns)] <query>`, recognised before planning.

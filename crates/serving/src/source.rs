@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;
-use lambdadb_batch::{ArchiveInput, Archiver, Manifest, ViewVersion};
+use lambdadb_batch::{ArchiveInput, Archiver, IMPORT_PARTITION, Manifest, ViewVersion};
 use lambdadb_common::{PartitionId, SourceSpec, Watermark};
 use lambdadb_pgcompat::{QueryError, Result};
 use lambdadb_speed::{BatchSink, Rejection, SpeedBatch, SpeedTable};
@@ -22,6 +22,7 @@ use tracing::warn;
 
 use crate::error::from_batch;
 use crate::snapshot::string_views;
+use crate::speedbudget::SpeedBudget;
 use crate::viewspeed::{ViewInput, ViewSpeed};
 
 /// A message the decoder refused, as shown in `lambdadb.rejected_messages`.
@@ -57,6 +58,16 @@ pub struct SourceSnapshot {
     pub speed_sequence: u64,
 }
 
+/// A source's whole state at one instant: its snapshot and the speed input of
+/// every view over it (see `snapshot::StatementSnapshots`).
+#[derive(Clone)]
+pub struct SourceCut {
+    /// The source's rows.
+    pub snapshot: SourceSnapshot,
+    /// Each attached view's speed state and the events above it, by view name.
+    pub views: BTreeMap<String, ViewInput>,
+}
+
 /// Figures for `lambdadb.sources`.
 #[derive(Debug, Clone)]
 pub struct SourceStats {
@@ -82,6 +93,25 @@ pub struct SourceStats {
     pub rejected: u64,
     /// Partitions whose consumer stopped, with the reason.
     pub failed: BTreeMap<PartitionId, String>,
+    /// Problems and losses, for `lambdadb.sources.status`.
+    pub health: Health,
+    /// Whether consumption is paused by `speed_memory_limit`.
+    pub paused: bool,
+}
+
+/// What went wrong with a source, kept until it is resolved (shown in
+/// `lambdadb.sources`; each change is logged at warn or error when it happens).
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// A problem of the whole consumer: broker unreachable, topic missing.
+    pub consumer_problem: Option<String>,
+    /// The last archive failure, while archiving keeps failing.
+    pub archive_error: Option<String>,
+    /// Archive runs that failed since start-up.
+    pub archive_failures: u64,
+    /// Offsets retention deleted before they were consumed and that
+    /// `retention_gap = "skip"` skipped, per partition, since start-up.
+    pub lost: BTreeMap<PartitionId, i64>,
 }
 
 /// One source table's live state: manifest, speed rows, its views' speed states, ingest figures.
@@ -109,11 +139,21 @@ pub struct SourceState {
     max_event_ms: std::sync::atomic::AtomicI64,
     /// Since when the consumer has been behind the broker's high watermarks.
     behind_since_ms: Mutex<Option<i64>>,
+    health: Mutex<Health>,
+    /// The speed layer's memory ceiling, shared by every source.
+    budget: Arc<SpeedBudget>,
+    /// The speed-table bytes this source last reported to `budget`.
+    counted_bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl SourceState {
     /// Opens the source's part of the master dataset under `data_dir`.
-    pub fn open(spec: SourceSpec, data_dir: &Path, rejected_keep: usize) -> Result<Self> {
+    pub fn open(
+        spec: SourceSpec,
+        data_dir: &Path,
+        rejected_keep: usize,
+        budget: Arc<SpeedBudget>,
+    ) -> Result<Self> {
         let dir = crate::layout::source_dir(data_dir, &spec.name)?;
         let (archiver, manifest) =
             Archiver::open(&dir, spec.physical_schema()).map_err(from_batch)?;
@@ -137,7 +177,17 @@ impl SourceState {
             fold_lock: tokio::sync::Mutex::new(()),
             max_event_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             behind_since_ms: Mutex::new(None),
+            health: Mutex::new(Health::default()),
+            budget,
+            counted_bytes: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Reports the speed table's size to the shared budget (after every change).
+    fn account(&self, inner: &Inner) {
+        let now = inner.speed.memory_bytes();
+        let old = self.counted_bytes.swap(now, Ordering::Relaxed);
+        self.budget.changed(old, now);
     }
 
     /// The latest event time consumed, if the source declares one.
@@ -201,58 +251,88 @@ impl SourceState {
     }
 
     /// Starts keeping the speed state of view `name`, served from `version`.
-    pub fn attach_view(&self, name: &str, version: Option<Arc<ViewVersion>>) {
+    /// `owner` identifies the view's definition (a `ViewState`): a replaced
+    /// definition's folds and versions are refused from then on.
+    pub fn attach_view(&self, name: &str, owner: u64, version: Option<Arc<ViewVersion>>) {
         let mut inner = self.inner.write().expect("source lock");
-        inner
-            .views
-            .insert(name.to_string(), ViewSpeed::at_version(version));
+        let mut speed = ViewSpeed::at_version(version);
+        speed.owner = owner;
+        inner.views.insert(name.to_string(), speed);
     }
 
-    /// Stops keeping view `name`'s speed state (dropped, or now over another source).
-    pub fn detach_view(&self, name: &str) {
-        self.inner.write().expect("source lock").views.remove(name);
+    /// Stops keeping view `name`'s speed state (dropped, or now over another
+    /// source), unless another definition (`owner`) took the name since.
+    pub fn detach_view(&self, name: &str, owner: u64) {
+        let mut inner = self.inner.write().expect("source lock");
+        if inner.views.get(name).is_some_and(|v| v.owner == owner) {
+            inner.views.remove(name);
+        }
     }
 
-    /// A copy of view `name`'s speed state, if the view is attached.
-    pub fn view_speed(&self, name: &str) -> Option<ViewSpeed> {
-        self.inner
-            .read()
-            .expect("source lock")
-            .views
-            .get(name)
-            .cloned()
+    /// A copy of view `name`'s speed state, if definition `owner` is attached.
+    pub fn view_speed(&self, name: &str, owner: u64) -> Option<ViewSpeed> {
+        let inner = self.inner.read().expect("source lock");
+        inner.views.get(name).filter(|v| v.owner == owner).cloned()
     }
 
     /// View `name`'s speed state and every event above what it folded, cut at
-    /// one consumed position.
-    pub fn view_input(&self, name: &str) -> Option<ViewInput> {
+    /// one consumed position; `None` unless definition `owner` is attached.
+    pub fn view_input(&self, name: &str, owner: u64) -> Option<ViewInput> {
         let inner = self.inner.read().expect("source lock");
-        let speed = inner.views.get(name)?.clone();
+        let speed = inner.views.get(name).filter(|v| v.owner == owner)?.clone();
+        Some(Self::input_of(&inner, self.dir(), speed))
+    }
+
+    fn input_of(inner: &Inner, dir: &Path, speed: ViewSpeed) -> ViewInput {
         let (files, rows) = if speed.from_files {
             // `folded` is a manifest boundary at or below the manifest's watermark:
             // archive files from it, then the speed table from the manifest on.
             (
-                inner.manifest.files_from(self.dir(), &speed.folded),
+                inner.manifest.files_from(dir, &speed.folded),
                 inner.speed.rows_from(&inner.manifest.watermark),
             )
         } else {
-            (Vec::new(), inner.speed.rows_from(&speed.folded))
+            // Imported files above the fold come from files: imports never pass
+            // through the speed table.
+            let mut from = Watermark::new();
+            for (p, _) in inner.manifest.watermark.partitions() {
+                if p != IMPORT_PARTITION {
+                    from.advance(p, i64::MAX);
+                }
+            }
+            from.advance(IMPORT_PARTITION, speed.folded.next(IMPORT_PARTITION));
+            let imports = inner
+                .manifest
+                .files_from(dir, &from)
+                .into_iter()
+                .collect::<Vec<_>>();
+            (imports, inner.speed.rows_from(&speed.folded))
         };
-        Some(ViewInput {
+        let mut consumed = inner.speed.consumed();
+        let imported = inner.manifest.watermark.next(IMPORT_PARTITION);
+        if imported > 0 {
+            consumed.advance(IMPORT_PARTITION, imported);
+        }
+        ViewInput {
             speed,
             files,
             rows,
-            consumed: inner.speed.consumed(),
+            consumed,
             sequence: inner.speed.sequence(),
-        })
+        }
     }
 
     /// Installs a fold of view `name` computed from `input`: `segments` hold the
     /// partial states of every event below `input.consumed`. Callers hold
-    /// `fold_lock`, so nothing else changed the view's state since `input`.
+    /// `fold_lock`, so nothing else changed the view's state since `input`;
+    /// a fold of a replaced definition (another owner) is dropped.
     pub fn install_fold(&self, name: &str, input: &ViewInput, segments: Vec<RecordBatch>) {
         let mut inner = self.inner.write().expect("source lock");
-        if let Some(v) = inner.views.get_mut(name) {
+        if let Some(v) = inner
+            .views
+            .get_mut(name)
+            .filter(|v| v.owner == input.speed.owner)
+        {
             v.segments = segments;
             v.folded = input.consumed.clone();
             v.from_files = false;
@@ -261,12 +341,17 @@ impl SourceState {
         }
     }
 
-    /// Serves `version` for view `name` from now on, with nothing folded above it.
-    /// Callers hold `fold_lock`.
-    pub fn swap_version(&self, name: &str, version: Arc<ViewVersion>) {
+    /// Serves `version` for view `name` from now on, with nothing folded above
+    /// it, if definition `owner` is still the one attached. Callers hold `fold_lock`.
+    pub fn swap_version(&self, name: &str, owner: u64, version: Arc<ViewVersion>) -> bool {
         let mut inner = self.inner.write().expect("source lock");
-        if let Some(v) = inner.views.get_mut(name) {
-            *v = ViewSpeed::at_version(Some(version));
+        match inner.views.get_mut(name).filter(|v| v.owner == owner) {
+            Some(v) => {
+                *v = ViewSpeed::at_version(Some(version));
+                v.owner = owner;
+                true
+            }
+            None => false,
         }
     }
 
@@ -292,6 +377,24 @@ impl SourceState {
         }
     }
 
+    /// The source's snapshot and every view's input, under one read of the lock.
+    pub fn cut(&self) -> SourceCut {
+        let inner = self.inner.read().expect("source lock");
+        let from = inner.manifest.watermark.clone();
+        let snapshot = SourceSnapshot {
+            manifest: inner.manifest.clone(),
+            speed: inner.speed.rows_from(&from),
+            consumed: inner.speed.consumed(),
+            speed_sequence: inner.speed.sequence(),
+        };
+        let views = inner
+            .views
+            .iter()
+            .map(|(name, speed)| (name.clone(), Self::input_of(&inner, self.dir(), speed.clone())))
+            .collect();
+        SourceCut { snapshot, views }
+    }
+
     /// Archive files at or above `from` (whole files, see `Manifest::files_from`).
     pub fn files_from(&self, snap: &SourceSnapshot, from: &Watermark) -> Vec<PathBuf> {
         snap.manifest.files_from(self.dir(), from)
@@ -303,7 +406,26 @@ impl SourceState {
     }
 
     /// Archives everything consumed so far. Returns the committed manifest.
+    /// A failure is kept in `lambdadb.sources` until an archive succeeds; the
+    /// rows stay in memory (back-pressure pauses ingest at the ceiling).
     pub async fn archive(self: &Arc<Self>) -> Result<Arc<Manifest>> {
+        let result = self.archive_once().await;
+        let mut health = self.health.lock().expect("health lock");
+        match &result {
+            Ok(_) => {
+                if health.archive_error.take().is_some() {
+                    tracing::info!(table = %self.spec.name, "archiving works again");
+                }
+            }
+            Err(e) => {
+                health.archive_failures += 1;
+                health.archive_error = Some(e.to_string());
+            }
+        }
+        result
+    }
+
+    async fn archive_once(self: &Arc<Self>) -> Result<Arc<Manifest>> {
         let _one_at_a_time = self.archive_lock.lock().await;
         let (manifest, inputs) = {
             let inner = self.inner.read().expect("source lock");
@@ -354,6 +476,10 @@ impl SourceState {
         }
         inner.speed.prune(&cut);
         inner.manifest = next.clone();
+        self.account(&inner);
+        drop(inner);
+        lambdadb_common::failpoint::hit("archive.pruned")
+            .map_err(|e| QueryError::Io(e.to_string()))?;
         Ok(next)
     }
 
@@ -400,6 +526,8 @@ impl SourceState {
             accepted: self.accepted_total.load(Ordering::Relaxed),
             rejected: self.rejected_total.load(Ordering::Relaxed),
             failed: self.failed.lock().expect("failed lock").clone(),
+            health: self.health.lock().expect("health lock").clone(),
+            paused: self.budget.is_paused(),
         }
     }
 }
@@ -452,8 +580,27 @@ impl BatchSink for SourceState {
             for b in batches {
                 inner.speed.append(b);
             }
+            self.account(&inner);
         }
         self.track_lag();
+    }
+
+    fn backpressure(&self) -> bool {
+        self.budget.over()
+    }
+
+    fn consumer_problem(&self, problem: Option<String>) {
+        self.health.lock().expect("health lock").consumer_problem = problem;
+    }
+
+    fn retention_gap(&self, partition: PartitionId, from: i64, to: i64) {
+        *self
+            .health
+            .lock()
+            .expect("health lock")
+            .lost
+            .entry(partition)
+            .or_default() += to - from;
     }
 
     fn partition_failed(&self, partition: PartitionId, reason: String) {

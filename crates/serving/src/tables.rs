@@ -14,7 +14,7 @@ use lambdadb_common::Watermark;
 use lambdadb_pgcompat::QueryError;
 
 use crate::error::from_view;
-use crate::snapshot::SnapshotTable;
+use crate::snapshot::{SnapshotTable, StatementSnapshots};
 use crate::source::SourceState;
 use crate::view::ViewState;
 
@@ -79,8 +79,9 @@ impl TableProvider for SourceTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let snap = self.source.snapshot();
-        let files = self.source.files_from(&snap, &Watermark::new());
+        let cut = StatementSnapshots::for_scan(state, &self.source);
+        let snap = &cut.snapshot;
+        let files = self.source.files_from(snap, &Watermark::new());
         let rows = snap
             .speed
             .iter()
@@ -133,10 +134,12 @@ impl TableProvider for ViewTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // One read of the source's lock: version, folded states and the events
         // above them, cut at the same offsets.
-        let input = self
-            .view
-            .source
-            .view_input(&self.view.name)
+        let cut = StatementSnapshots::for_scan(state, &self.view.source);
+        let input = cut
+            .views
+            .get(&self.view.name)
+            .filter(|i| i.speed.owner == self.view.id)
+            .cloned()
             .ok_or_else(|| {
                 DataFusionError::Plan(format!(
                     "materialized view \"{}\" was dropped",

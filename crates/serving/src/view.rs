@@ -25,10 +25,20 @@ use crate::viewspeed::ViewInput;
 /// Batch versions up to this size are kept in memory (see `batch_table`).
 const IN_MEMORY_LIMIT: u64 = 256 << 20;
 
+/// Gives every `ViewState` (every definition of a view) its own identity.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// One materialized view: definition, merge plan, source, stored batch versions and folder.
 pub struct ViewState {
     /// The view's name in the catalog.
     pub name: String,
+    /// This definition's identity: the source accepts folds and versions only
+    /// from the definition attached under the name (see `SourceState::attach_view`).
+    pub id: u64,
+    /// Set when a newer definition replaced this one: it refreshes no more.
+    retired: std::sync::atomic::AtomicBool,
+    /// The last refresh or fold failure, until one succeeds (`lambdadb.views.status`).
+    last_error: std::sync::Mutex<Option<String>>,
     /// The SELECT text after `AS`, as parsed and printed back.
     pub definition: String,
     /// The definition in partial-state form, the output and partial schemas,
@@ -93,6 +103,9 @@ impl ViewState {
         };
         let view = Self {
             name,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            retired: std::sync::atomic::AtomicBool::new(false),
+            last_error: std::sync::Mutex::new(None),
             definition,
             plan,
             source,
@@ -105,7 +118,7 @@ impl ViewState {
             config,
             runtime,
         };
-        view.source.attach_view(&view.name, current);
+        view.source.attach_view(&view.name, view.id, current);
         Ok(view)
     }
 
@@ -116,7 +129,8 @@ impl ViewState {
 
     /// Stops keeping this view's speed state and removes its stored versions.
     pub fn drop_data(&self) {
-        self.source.detach_view(&self.name);
+        self.retire();
+        self.source.detach_view(&self.name, self.id);
         if let Err(e) = std::fs::remove_dir_all(self.store.dir()) {
             warn!(view = %self.name, "cannot remove the view's batch versions: {e}");
         }
@@ -124,7 +138,41 @@ impl ViewState {
 
     /// The batch version served now, if the view has one.
     pub fn current(&self) -> Option<Arc<ViewVersion>> {
-        self.source.view_speed(&self.name).and_then(|s| s.version)
+        self.speed().and_then(|s| s.version)
+    }
+
+    /// This definition's speed state, unless it was replaced or dropped.
+    pub fn speed(&self) -> Option<crate::viewspeed::ViewSpeed> {
+        self.source.view_speed(&self.name, self.id)
+    }
+
+    /// This definition's speed state and the events above it (see `SourceState::view_input`).
+    pub fn input(&self) -> Option<ViewInput> {
+        self.source.view_input(&self.name, self.id)
+    }
+
+    /// Marks this definition as replaced: it refreshes and folds no more.
+    /// Waits for a refresh in progress, so none publishes after this returns.
+    pub async fn retire_after_refresh(&self) {
+        let _no_refresh = self.refresh_lock.lock().await;
+        self.retire();
+    }
+
+    fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+    }
+
+    /// The last refresh or fold failure, while the view keeps failing.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().expect("error lock").clone()
+    }
+
+    fn note<T>(&self, what: &str, result: &Result<T>) {
+        let mut last = self.last_error.lock().expect("error lock");
+        match result {
+            Ok(_) => *last = None,
+            Err(e) => *last = Some(format!("{what} failed: {e}")),
+        }
     }
 
     /// The batch part: the version's partial rows, or nothing before the first run.
@@ -184,11 +232,16 @@ impl ViewState {
     /// Folds the events above the view's speed state into it.
     pub async fn fold(&self) -> Result<()> {
         let _one_at_a_time = self.source.fold_lock().lock().await;
-        self.fold_locked().await
+        let result = self.fold_locked().await;
+        self.note("folding new events", &result);
+        result
     }
 
     async fn fold_locked(&self) -> Result<()> {
-        let Some(input) = self.source.view_input(&self.name) else {
+        if self.retired.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let Some(input) = self.input() else {
             return Ok(());
         };
         if input.is_folded() {
@@ -216,6 +269,18 @@ impl ViewState {
     /// above it.
     pub async fn refresh(&self) -> Result<Arc<ViewVersion>> {
         let _one_at_a_time = self.refresh_lock.lock().await;
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(QueryError::UndefinedTable(format!(
+                "materialized view \"{}\" was replaced or dropped while this refresh waited",
+                self.name
+            )));
+        }
+        let result = self.refresh_locked().await;
+        self.note("refresh", &result);
+        result
+    }
+
+    async fn refresh_locked(&self) -> Result<Arc<ViewVersion>> {
         let manifest = self.source.archive().await?;
         let files: Vec<_> = manifest
             .files
@@ -242,7 +307,7 @@ impl ViewState {
             .map_err(from_batch)?;
         let v = Arc::new(v);
         let _no_fold = self.source.fold_lock().lock().await;
-        self.source.swap_version(&self.name, v.clone());
+        self.source.swap_version(&self.name, self.id, v.clone());
         // Until this fold, queries read the events above the version from files.
         if let Err(e) = self.fold_locked().await {
             warn!(view = %self.name, "fold after refresh failed, queries read the events from files meanwhile: {e}");

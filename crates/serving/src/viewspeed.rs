@@ -23,6 +23,8 @@ use lambdadb_common::Watermark;
 /// A view's speed state: the batch version served and the partial states folded above it.
 #[derive(Debug, Clone, Default)]
 pub struct ViewSpeed {
+    /// The definition (`ViewState`) this state belongs to; see `SourceState::attach_view`.
+    pub owner: u64,
     /// The batch version served.
     pub version: Option<Arc<ViewVersion>>,
     /// Partial-state rows of every event in `[version's watermark, folded)`.
@@ -48,6 +50,7 @@ impl ViewSpeed {
             .map(|v| v.watermark.clone())
             .unwrap_or_default();
         Self {
+            owner: 0,
             version,
             segments: Vec::new(),
             folded,

@@ -10,6 +10,7 @@ use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionContext;
 use lambdadb_common::Config;
 use lambdadb_serving::catalog::query_context;
+use lambdadb_serving::snapshot::one_snapshot;
 use lambdadb_serving::{Engine, ddl};
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
@@ -25,9 +26,10 @@ async fn declare(engine: &Engine, sql: &str) {
     }
 }
 
+/// One value, planned and run as the server runs a statement (one snapshot).
 async fn scalar(ctx: &SessionContext, sql: &str) -> i64 {
-    let batches = match ctx.sql(sql).await {
-        Ok(df) => df.collect().await,
+    let batches = match ctx.state().create_logical_plan(sql).await {
+        Ok(plan) => one_snapshot(ctx, plan).collect().await,
         Err(e) => Err(e),
     }
     .unwrap_or_else(|e| panic!("{sql} failed: {e}"));
@@ -51,6 +53,8 @@ async fn every_query_counts_each_event_once_while_the_seam_moves() {
         data_dir: dir.path().to_path_buf(),
         archive_interval: Duration::from_secs(3600),
         refresh_interval: Duration::ZERO,
+        // Every assertion must read the seam, never a cached answer.
+        result_cache_size: "0".into(),
         ..Config::default()
     };
     let engine = Engine::new(config, brokers.clone());

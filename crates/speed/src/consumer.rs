@@ -6,6 +6,14 @@
 //! overtaking us) the partition stops and the error is reported loudly instead of
 //! silently skipping or re-reading data. Group commits are sent as progress
 //! reports for operators' lag tooling; nothing reads them back.
+//!
+//! Retention overtaking the consumer (the recorded offset is below the broker's
+//! log start) is handled by [`GapPolicy`]: stop the partition (default), or skip
+//! to the log start and report the skipped offsets as a counted loss. Either
+//! way librdkafka's `__AUTO_OFFSET_RESET` (what `auto.offset.reset=error`
+//! reports) and `OffsetOutOfRange` both lead here; a partition never stalls
+//! silently. Broker and topic problems and back-pressure are reported to the
+//! sink, which shows them in `lambdadb.sources`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +51,29 @@ pub trait BatchSink: Send + Sync + 'static {
     fn partition_failed(&self, partition: PartitionId, reason: String);
     /// The broker's high watermark of a partition, when known.
     fn high_watermark(&self, _partition: PartitionId, _high: i64) {}
+    /// Whether consumption should pause (the speed layer is over its memory
+    /// ceiling); asked at every poll, so it must be cheap.
+    fn backpressure(&self) -> bool {
+        false
+    }
+    /// A problem of the whole consumer (broker unreachable, topic missing,
+    /// assignment refused), or `None` once it is gone.
+    fn consumer_problem(&self, _problem: Option<String>) {}
+    /// Retention deleted offsets `[from, to)` of `partition` before they were
+    /// consumed, and [`GapPolicy::Skip`] resumed at `to`: a counted loss.
+    fn retention_gap(&self, _partition: PartitionId, _from: i64, _to: i64) {}
+}
+
+/// What to do when Kafka's retention deleted offsets lambdadb has not consumed yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GapPolicy {
+    /// Stop the partition with the reason in `lambdadb.sources` (nothing is
+    /// silently lost; the operator decides).
+    #[default]
+    Stop,
+    /// Resume at the broker's log start and count the skipped offsets as lost
+    /// (`lambdadb.sources.lost_messages`), logged at error.
+    Skip,
 }
 
 /// What one source's consumer connects to and how it cuts micro-batches.
@@ -60,6 +91,8 @@ pub struct ConsumerSettings {
     pub max_wait: Duration,
     /// Further librdkafka properties (TLS, SASL), applied over the defaults.
     pub properties: Vec<(String, Secret)>,
+    /// What to do when retention overtook the recorded offsets.
+    pub gap_policy: GapPolicy,
 }
 
 /// Stops the consumer thread when dropped or on [`ConsumerHandle::stop`].
@@ -124,6 +157,13 @@ impl ClientContext for StatsContext {
             }
         }
     }
+
+    /// Broker and transport errors (an unreachable broker, "all brokers down"):
+    /// logged through tracing at warn, where operators look, instead of
+    /// librdkafka's default log line.
+    fn error(&self, error: KafkaError, reason: &str) {
+        warn!("Kafka client: {error}: {reason}");
+    }
 }
 
 impl ConsumerContext for StatsContext {}
@@ -135,6 +175,153 @@ fn backwards_reason(topic: &str, p: PartitionId, want: i64, high: i64) -> String
          This partition is stopped so that nothing is dropped or counted twice; the archived data keeps serving. \
          Point lambdadb at the original broker, or start it with a new data directory to ingest this topic afresh."
     )
+}
+
+/// The per-partition bookkeeping of one consumer thread.
+#[derive(Default)]
+struct Parts {
+    assigned: BTreeMap<PartitionId, ()>,
+    /// Next offset to publish per partition (what `flush` published up to).
+    position: BTreeMap<PartitionId, i64>,
+    /// Next offset expected from the broker: anything below it was received
+    /// already and is dropped (a redelivery must never count twice).
+    expected: BTreeMap<PartitionId, i64>,
+    failed: BTreeMap<PartitionId, ()>,
+    /// The last archived message to re-read before resuming (see `Fingerprint`).
+    verify: BTreeMap<PartitionId, Fingerprint>,
+}
+
+impl Parts {
+    fn live(&self, topic: &str) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for p in self.assigned.keys().filter(|p| !self.failed.contains_key(p)) {
+            tpl.add_partition(topic, *p);
+        }
+        tpl
+    }
+}
+
+fn stop_partition(
+    consumer: &BaseConsumer<StatsContext>,
+    s: &ConsumerSettings,
+    sink: &dyn BatchSink,
+    parts: &mut Parts,
+    p: PartitionId,
+    reason: String,
+) {
+    error!("{reason}");
+    sink.partition_failed(p, reason);
+    parts.failed.insert(p, ());
+    parts.verify.remove(&p);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&s.topic, p);
+    if let Err(e) = consumer.incremental_unassign(&tpl) {
+        warn!(topic = %s.topic, partition = p, "cannot stop fetching: {e}");
+    }
+}
+
+/// Restarts fetching `p` at `offset` (after librdkafka stopped it on an offset error).
+fn reassign(
+    consumer: &BaseConsumer<StatsContext>,
+    topic: &str,
+    parts: &mut Parts,
+    p: PartitionId,
+    offset: i64,
+) -> Result<(), KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, p);
+    consumer.incremental_unassign(&tpl)?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, p, KOffset::Offset(offset))?;
+    consumer.incremental_assign(&tpl)?;
+    parts.expected.insert(p, offset);
+    Ok(())
+}
+
+/// The broker cannot serve an offset of some partition (`OffsetOutOfRange` or
+/// librdkafka's `__AUTO_OFFSET_RESET`; neither says which): find the partitions
+/// whose next offset lies outside the broker's log and deal with each.
+fn offsets_out_of_range(
+    consumer: &BaseConsumer<StatsContext>,
+    s: &ConsumerSettings,
+    sink: &dyn BatchSink,
+    parts: &mut Parts,
+) {
+    let candidates: Vec<PartitionId> = parts
+        .assigned
+        .keys()
+        .filter(|p| !parts.failed.contains_key(p))
+        .copied()
+        .collect();
+    for p in candidates {
+        let next = parts.position.get(&p).copied().or_else(|| sink.start_offset(p));
+        let Some(next) = next else { continue };
+        // A partition being verified was sent to its last archived message.
+        let fetching = parts.verify.get(&p).map(|f| f.offset).unwrap_or(next);
+        let (low, high) = match consumer.fetch_watermarks(&s.topic, p, Duration::from_secs(5)) {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(topic = %s.topic, partition = p, "offset out of range, and the broker's log bounds cannot be read (retrying): {e}");
+                continue;
+            }
+        };
+        if fetching >= low && fetching <= high {
+            continue;
+        }
+        if next > high {
+            stop_partition(consumer, s, sink, parts, p, backwards_reason(&s.topic, p, next, high));
+            continue;
+        }
+        if next >= low {
+            // Only the last archived message (next - 1) is gone: retention deleted
+            // it but kept everything lambdadb has not consumed. Nothing is lost;
+            // the log cannot be fingerprinted, so resume unverified.
+            parts.verify.remove(&p);
+            warn!(topic = %s.topic, partition = p, offset = next, "retention deleted the last archived message, so the log cannot be verified; resuming at the recorded offset");
+            if let Err(e) = reassign(consumer, &s.topic, parts, p, next) {
+                warn!(topic = %s.topic, partition = p, "cannot resume (retrying): {e}");
+            }
+            continue;
+        }
+        match s.gap_policy {
+            GapPolicy::Stop => {
+                let reason = format!(
+                    "topic {} partition {p}: retention deleted offsets {next} to {} before lambdadb consumed them ({} messages). \
+                     This partition is stopped (retention_gap = \"stop\"); the archived data keeps serving. \
+                     To continue from the oldest offset the topic still holds and count the gap as lost, restart with retention_gap = \"skip\".",
+                    s.topic,
+                    low - 1,
+                    low - next
+                );
+                stop_partition(consumer, s, sink, parts, p, reason);
+            }
+            GapPolicy::Skip => {
+                error!(topic = %s.topic, partition = p, from = next, to = low, lost = low - next, "retention deleted offsets before they were consumed; skipping them (retention_gap = \"skip\"), counted in lambdadb.sources.lost_messages");
+                parts.verify.remove(&p);
+                match reassign(consumer, &s.topic, parts, p, low) {
+                    Ok(()) => sink.retention_gap(p, next, low),
+                    Err(e) => warn!(topic = %s.topic, partition = p, "cannot resume (retrying): {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Tracks the consumer-wide problem reported to the sink, logging each change once.
+struct Problem(Option<String>);
+
+impl Problem {
+    fn set(&mut self, topic: &str, sink: &dyn BatchSink, problem: Option<String>) {
+        if self.0 == problem {
+            return;
+        }
+        match &problem {
+            Some(p) => warn!(topic, "{p}"),
+            None => info!(topic, "the consumer recovered"),
+        }
+        sink.consumer_problem(problem.clone());
+        self.0 = problem;
+    }
 }
 
 fn run(
@@ -168,50 +355,39 @@ fn run(
     }
     let consumer: BaseConsumer<StatsContext> = config.create_with_context(context)?;
 
-    let mut assigned: BTreeMap<PartitionId, ()> = BTreeMap::new();
-    let mut position: BTreeMap<PartitionId, i64> = BTreeMap::new();
-    let mut failed: BTreeMap<PartitionId, ()> = BTreeMap::new();
+    let mut parts = Parts::default();
+    let mut problem = Problem(None);
+    let mut paused = false;
     let mut last_metadata = Instant::now() - Duration::from_secs(3600);
     let mut last_commit = Instant::now();
     let mut pending: Vec<RawMessage> = Vec::with_capacity(s.max_rows);
     let mut batch_started: Option<Instant> = None;
     let mut last_high_check = Instant::now();
-    let mut verify: BTreeMap<PartitionId, Fingerprint> = BTreeMap::new();
 
     while !stop.load(Ordering::SeqCst) {
-        // Pick up the topic once it exists, and partitions added later.
-        if last_metadata.elapsed() > Duration::from_secs(if assigned.is_empty() { 1 } else { 10 }) {
+        // Pick up the topic once it exists and partitions added later; a failed
+        // lookup is how an unreachable broker or a missing topic shows.
+        if last_metadata.elapsed() > Duration::from_secs(if parts.assigned.is_empty() { 1 } else { 3 }) {
             last_metadata = Instant::now();
             match partitions_of(&consumer, &s.topic) {
-                Ok(parts) => {
-                    let new: Vec<PartitionId> = parts
+                Ok(all) => {
+                    let new: Vec<PartitionId> = all
                         .into_iter()
-                        .filter(|p| !assigned.contains_key(p))
+                        .filter(|p| !parts.assigned.contains_key(p))
                         .collect();
-                    if !new.is_empty() {
-                        let mut tpl = TopicPartitionList::new();
-                        for p in &new {
-                            // Re-read the last archived message first to check that
-                            // this is still the same log.
-                            let fp = sink
-                                .fingerprint(*p)
-                                .filter(|f| Some(f.offset + 1) == sink.start_offset(*p));
-                            if let Some(f) = fp {
-                                verify.insert(*p, f);
-                            }
-                            let off = match (fp, sink.start_offset(*p)) {
-                                (Some(f), _) => KOffset::Offset(f.offset),
-                                (None, Some(o)) => KOffset::Offset(o),
-                                (None, None) => KOffset::Beginning,
-                            };
-                            tpl.add_partition_offset(&s.topic, *p, off)?;
-                            assigned.insert(*p, ());
-                        }
-                        consumer.incremental_assign(&tpl)?;
-                        info!(topic = %s.topic, partitions = ?new, "assigned partitions");
+                    match assign(&consumer, s, sink, &mut parts, &new) {
+                        Ok(()) => problem.set(&s.topic, sink, None),
+                        Err(e) => problem.set(
+                            &s.topic,
+                            sink,
+                            Some(format!("cannot assign partitions {new:?} of topic {} (retrying every 3 s): {e}", s.topic)),
+                        ),
+                    }
+                    if paused && !new.is_empty() {
+                        let _ = consumer.pause(&parts.live(&s.topic));
                     }
                 }
-                Err(e) => debug!(topic = %s.topic, "topic metadata not available yet: {e}"),
+                Err(e) => problem.set(&s.topic, sink, Some(e)),
             }
         }
 
@@ -222,28 +398,40 @@ fn run(
                 sink.high_watermark(p, h);
                 // Before anything of p was consumed, the recorded start must lie
                 // within the broker's log; once consuming, offsets come from it.
-                if position.contains_key(&p) || failed.contains_key(&p) {
+                if parts.position.contains_key(&p) || parts.failed.contains_key(&p) {
                     continue;
                 }
                 if let Some(want) = sink.start_offset(p).filter(|w| *w > h) {
                     let reason = backwards_reason(&s.topic, p, want, h);
-                    error!("{reason}");
-                    sink.partition_failed(p, reason);
-                    failed.insert(p, ());
-                    let mut tpl = TopicPartitionList::new();
-                    tpl.add_partition(&s.topic, p);
-                    if let Err(e) = consumer.incremental_unassign(&tpl) {
-                        warn!(topic = %s.topic, partition = p, "cannot stop fetching: {e}");
-                    }
+                    stop_partition(&consumer, s, sink, &mut parts, p, reason);
                 }
             }
         }
 
+        // Back-pressure: pause fetching while the speed layer is over its memory
+        // ceiling (librdkafka resumes at the next undelivered offset).
+        let over = sink.backpressure();
+        if over != paused && !parts.assigned.is_empty() {
+            let tpl = parts.live(&s.topic);
+            let result = if over { consumer.pause(&tpl) } else { consumer.resume(&tpl) };
+            match result {
+                Ok(()) => {
+                    paused = over;
+                    if over {
+                        warn!(topic = %s.topic, "speed layer over speed_memory_limit: consumption paused until archiving frees memory");
+                    } else {
+                        info!(topic = %s.topic, "consumption resumed");
+                    }
+                }
+                Err(e) => warn!(topic = %s.topic, "cannot pause or resume consumption: {e}"),
+            }
+        }
+
         match consumer.poll(Duration::from_millis(5)) {
-            Some(Ok(m)) if failed.contains_key(&m.partition()) => {}
-            Some(Ok(m)) if verify.contains_key(&m.partition()) => {
+            Some(Ok(m)) if parts.failed.contains_key(&m.partition()) => {}
+            Some(Ok(m)) if parts.verify.contains_key(&m.partition()) => {
                 let p = m.partition();
-                let want = verify.remove(&p).expect("checked");
+                let want = parts.verify.remove(&p).expect("checked");
                 let same = m.offset() == want.offset && payload_hash(m.payload()) == want.hash;
                 if !same {
                     let reason = format!(
@@ -255,54 +443,32 @@ fn run(
                         want.offset,
                         m.offset()
                     );
-                    error!("{reason}");
-                    sink.partition_failed(p, reason);
-                    failed.insert(p, ());
-                    let mut tpl = TopicPartitionList::new();
-                    tpl.add_partition(&s.topic, p);
-                    let _ = consumer.incremental_unassign(&tpl);
+                    stop_partition(&consumer, s, sink, &mut parts, p, reason);
                 } else {
                     info!(topic = %s.topic, partition = p, offset = want.offset, "log fingerprint matches; resuming");
+                    parts.expected.insert(p, want.offset + 1);
                 }
                 // The verified message itself was archived already: skip it.
             }
             Some(Ok(m)) => {
-                pending.push(RawMessage {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    payload: m.payload().map(<[u8]>::to_vec),
-                });
-                batch_started.get_or_insert_with(Instant::now);
-            }
-            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange))) => {
-                // The error does not say which partition: find the ones whose recorded
-                // offset the broker cannot serve.
-                flush(&mut pending, decoder, sink, &mut position);
-                for p in assigned.keys() {
-                    if failed.contains_key(p) {
-                        continue;
-                    }
-                    let want = position.get(p).copied().or_else(|| sink.start_offset(*p));
-                    let Some(want) = want else { continue };
-                    if let Ok((low, high)) =
-                        consumer.fetch_watermarks(&s.topic, *p, Duration::from_secs(5))
-                        && (want > high || want < low)
-                    {
-                        let reason = if want > high {
-                            backwards_reason(&s.topic, *p, want, high)
-                        } else {
-                            format!(
-                                "topic {} partition {p}: lambdadb recorded offset {want} but retention already deleted offsets below {low}; \
-                                 the events in between were never consumed. This partition is stopped; \
-                                 start lambdadb with a new data directory to ingest what the topic still holds.",
-                                s.topic
-                            )
-                        };
-                        error!("{reason}");
-                        sink.partition_failed(*p, reason);
-                        failed.insert(*p, ());
-                    }
+                let (p, offset) = (m.partition(), m.offset());
+                if parts.expected.get(&p).is_some_and(|e| offset < *e) {
+                    debug!(topic = %s.topic, partition = p, offset, "dropped a redelivered message");
+                } else {
+                    parts.expected.insert(p, offset + 1);
+                    pending.push(RawMessage {
+                        partition: p,
+                        offset,
+                        payload: m.payload().map(<[u8]>::to_vec),
+                    });
+                    batch_started.get_or_insert_with(Instant::now);
                 }
+            }
+            Some(Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset,
+            ))) => {
+                flush(&mut pending, decoder, sink, &mut parts.position);
+                offsets_out_of_range(&consumer, s, sink, &mut parts);
             }
             Some(Err(e)) => warn!(topic = %s.topic, "consume error: {e}"),
             None => {}
@@ -310,14 +476,14 @@ fn run(
 
         let due = batch_started.is_some_and(|t| t.elapsed() >= s.max_wait);
         if pending.len() >= s.max_rows || (due && !pending.is_empty()) {
-            flush(&mut pending, decoder, sink, &mut position);
+            flush(&mut pending, decoder, sink, &mut parts.position);
             batch_started = None;
         }
 
-        if last_commit.elapsed() > Duration::from_secs(5) && !position.is_empty() {
+        if last_commit.elapsed() > Duration::from_secs(5) && !parts.position.is_empty() {
             last_commit = Instant::now();
             let mut tpl = TopicPartitionList::new();
-            for (p, o) in &position {
+            for (p, o) in &parts.position {
                 let _ = tpl.add_partition_offset(&s.topic, *p, KOffset::Offset(*o));
             }
             if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
@@ -325,7 +491,47 @@ fn run(
             }
         }
     }
-    flush(&mut pending, decoder, sink, &mut position);
+    flush(&mut pending, decoder, sink, &mut parts.position);
+    Ok(())
+}
+
+/// Starts fetching `new` partitions at the offsets lambdadb recorded; on error
+/// none of them counts as assigned, so the next metadata round retries.
+fn assign(
+    consumer: &BaseConsumer<StatsContext>,
+    s: &ConsumerSettings,
+    sink: &dyn BatchSink,
+    parts: &mut Parts,
+    new: &[PartitionId],
+) -> Result<(), KafkaError> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in new {
+        // Re-read the last archived message first to check that this is still
+        // the same log.
+        let start = sink.start_offset(*p);
+        let fp = sink.fingerprint(*p).filter(|f| Some(f.offset + 1) == start);
+        let off = match (fp, start) {
+            (Some(f), _) => KOffset::Offset(f.offset),
+            (None, Some(o)) => KOffset::Offset(o),
+            (None, None) => KOffset::Beginning,
+        };
+        tpl.add_partition_offset(&s.topic, *p, off)?;
+    }
+    consumer.incremental_assign(&tpl)?;
+    for p in new {
+        let start = sink.start_offset(*p);
+        if let Some(f) = sink.fingerprint(*p).filter(|f| Some(f.offset + 1) == start) {
+            parts.verify.insert(*p, f);
+        }
+        if let Some(o) = start {
+            parts.expected.insert(*p, o);
+        }
+        parts.assigned.insert(*p, ());
+    }
+    info!(topic = %s.topic, partitions = ?new, "assigned partitions");
     Ok(())
 }
 
@@ -335,10 +541,21 @@ fn partitions_of(
 ) -> Result<Vec<PartitionId>, String> {
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    let t = md.topics().first().ok_or("no such topic")?;
+        .map_err(|e| {
+            format!("cannot reach the Kafka broker (retrying every few seconds; check `brokers` and that the broker runs): {e}")
+        })?;
+    let missing = || {
+        format!("topic {topic} does not exist on the broker yet: create it (or fix the table's topic); consumption starts when it appears")
+    };
+    let t = md.topics().first().ok_or_else(missing)?;
     if let Some(err) = t.error() {
-        return Err(format!("{err:?}"));
+        return Err(match err {
+            rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART => missing(),
+            other => format!("topic {topic} is not available: {other:?}"),
+        });
+    }
+    if t.partitions().is_empty() {
+        return Err(missing());
     }
     Ok(t.partitions().iter().map(|p| p.id()).collect())
 }

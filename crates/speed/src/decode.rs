@@ -199,7 +199,22 @@ fn convert_ref(v: &Value, t: &DataType) -> Result<Cell, String> {
             }
             Cell::Int(n)
         }
-        DataType::Float32 | DataType::Float64 => Cell::Float(v.as_f64().ok_or_else(wrong)?),
+        // A JSON number, or text: PostgreSQL's "NaN", "Infinity", "-Infinity"
+        // (and Rust's "inf"), which JSON numbers cannot carry. A finite number
+        // beyond a real's range is refused rather than stored as infinity.
+        DataType::Float32 | DataType::Float64 => {
+            let x = match v {
+                Value::String(s) => s
+                    .trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("'{s}' is not a number"))?,
+                _ => v.as_f64().ok_or_else(wrong)?,
+            };
+            if *t == DataType::Float32 && x.is_finite() && (x as f32).is_infinite() {
+                return Err(format!("{x} is out of range for type real"));
+            }
+            Cell::Float(x)
+        }
         DataType::Utf8 => Cell::Text(v.as_str().ok_or_else(wrong)?.to_string()),
         DataType::Date32 => {
             let s = v.as_str().ok_or_else(wrong)?;
@@ -236,11 +251,23 @@ fn convert_ref(v: &Value, t: &DataType) -> Result<Cell, String> {
 /// RFC 3339 text (a space may replace the `T`; text without an offset is UTC) or a
 /// number of milliseconds since the epoch.
 fn timestamp_micros(v: &Value) -> Option<i64> {
+    timestamp_micros_any(v).filter(|us| (PG_MIN_MICROS..PG_END_MICROS).contains(us))
+}
+
+/// The timestamps lambdadb stores and shows, in microseconds since 1970: from
+/// PostgreSQL's first (4714-11-24 BC) to the last that chrono can print
+/// (262142-12-31). An event time outside them is refused, not saturated.
+const PG_MIN_MICROS: i64 = -210_866_803_200_000_000;
+const PG_END_MICROS: i64 = 8_210_266_876_800_000_000;
+
+fn timestamp_micros_any(v: &Value) -> Option<i64> {
     if let Some(ms) = v.as_i64() {
         return ms.checked_mul(1000);
     }
     if let Some(ms) = v.as_f64() {
-        return Some((ms * 1000.0).round() as i64);
+        let us = (ms * 1000.0).round();
+        // `as` saturates: 1e300 would become i64::MAX, a bogus time.
+        return (us.is_finite() && us.abs() < 9.2e18).then_some(us as i64);
     }
     let s = v.as_str()?;
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {

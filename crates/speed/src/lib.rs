@@ -17,6 +17,6 @@ pub mod decode;
 mod object;
 pub mod table;
 
-pub use consumer::{BatchSink, ConsumerHandle, ConsumerSettings, spawn_consumer};
+pub use consumer::{BatchSink, ConsumerHandle, ConsumerSettings, GapPolicy, spawn_consumer};
 pub use decode::{JsonDecoder, RawMessage, Rejection};
 pub use table::{SpeedBatch, SpeedTable};

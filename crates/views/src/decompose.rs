@@ -68,7 +68,11 @@ pub fn decompose(
 ) -> Result<Decomposition> {
     let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, query)
         .map_err(|e| ViewError::Syntax(e.to_string()))?;
-    let Some(Statement::Query(q)) = stmts.pop() else {
+    let Some(stmt) = stmts.pop() else {
+        return Err(refuse("the definition must be a single SELECT"));
+    };
+    crate::volatile::refuse_volatile(&stmt)?;
+    let Statement::Query(q) = stmt else {
         return Err(refuse("the definition must be a single SELECT"));
     };
     let Query {

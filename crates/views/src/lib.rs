@@ -23,6 +23,7 @@ pub mod error;
 pub mod fold;
 pub mod plan;
 pub mod sketches;
+pub mod volatile;
 
 pub use decompose::{BATCH_PARTS, Decomposition, SPEED_PARTS, decompose};
 pub use error::{Result, ViewError};

@@ -366,6 +366,12 @@ where
             )))
             .await?;
     }
+    for notice in session.take_notices() {
+        let info = pgwire::error::ErrorInfo::new("NOTICE".into(), "00000".into(), notice);
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(info.into()))
+            .await?;
+    }
     Ok(())
 }
 

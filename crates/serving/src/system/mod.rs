@@ -57,7 +57,10 @@ fn sources(engine: &Engine) -> Result<RecordBatch> {
         Field::new("accepted_messages", DataType::Int64, false),
         Field::new("rejected_messages", DataType::Int64, false),
         Field::new("status", DataType::Utf8, false),
+        Field::new("lost_messages", DataType::Int64, false),
+        Field::new("archive_failures", DataType::Int64, false),
     ]));
+    let (mut lost, mut afail) = (vec![], vec![]);
     let (mut name, mut topic, mut part, mut archived, mut consumed) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut high, mut lag): (Vec<Option<i64>>, Vec<Option<i64>>) = (vec![], vec![]);
@@ -89,11 +92,9 @@ fn sources(engine: &Engine) -> Result<RecordBatch> {
             sbytes.push(st.speed_bytes as i64);
             acc.push(st.accepted as i64);
             rej.push(st.rejected as i64);
-            status.push(match st.failed.get(&p) {
-                Some(reason) => format!("stopped: {reason}"),
-                None if p < 0 => "waiting for the topic".to_string(),
-                None => "consuming".to_string(),
-            });
+            status.push(source_status(engine, &st, p));
+            lost.push(st.health.lost.get(&p).copied().unwrap_or(0));
+            afail.push(st.health.archive_failures as i64);
         }
     }
     let cols: Vec<ArrayRef> = vec![
@@ -111,8 +112,43 @@ fn sources(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(Int64Array::from(acc)),
         Arc::new(Int64Array::from(rej)),
         Arc::new(StringArray::from(status)),
+        Arc::new(Int64Array::from(lost)),
+        Arc::new(Int64Array::from(afail)),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
+}
+
+/// What a partition is doing, worst first: stopped, a consumer problem
+/// (broker unreachable, topic missing), paused by back-pressure, archiving
+/// failing, or consuming.
+fn source_status(engine: &Engine, st: &crate::source::SourceStats, p: i32) -> String {
+    let h = &st.health;
+    if let Some(reason) = st.failed.get(&p) {
+        return format!("stopped: {reason}");
+    }
+    if let Some(problem) = &h.consumer_problem {
+        return format!("problem: {problem}");
+    }
+    if p < 0 {
+        return "waiting for the topic".to_string();
+    }
+    let archive = h
+        .archive_error
+        .as_ref()
+        .map(|e| format!("; archiving fails ({} failures so far): {e}", h.archive_failures))
+        .unwrap_or_default();
+    if st.paused {
+        let budget = engine.speed_budget();
+        return format!(
+            "paused: the speed layer holds {} MB, over speed_memory_limit ({} MB); consumption resumes when archiving frees memory{archive}",
+            budget.used() >> 20,
+            budget.limit() >> 20
+        );
+    }
+    if !archive.is_empty() {
+        return format!("consuming{archive}");
+    }
+    "consuming".to_string()
 }
 
 /// One row per materialized view: the batch version served and its watermark.
@@ -134,7 +170,9 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         Field::new("fold_events", DataType::Int64, false),
         Field::new("fold_ms", DataType::Float64, false),
         Field::new("definition", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
     ]));
+    let mut vstatus = vec![];
     let (mut nf, mut fe, mut fms) = (vec![], vec![], vec![]);
     let (mut sev, mut spr, mut sgr, mut sby, mut fat) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut name, mut src, mut ver, mut wm, mut rows, mut at, mut ms, mut def) = (
@@ -160,7 +198,7 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         rows.push(cur.as_ref().map(|c| c.rows as i64).unwrap_or(0));
         at.push(cur.as_ref().map(|c| c.refreshed_at_ms));
         ms.push(cur.as_ref().map(|c| c.duration_ms as i64));
-        let speed = v.source.view_speed(&v.name).unwrap_or_default();
+        let speed = v.speed().unwrap_or_default();
         let keys = v
             .plan
             .partial_schema
@@ -178,6 +216,10 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         fe.push(load(&v.fold_stats.events) as i64);
         fms.push(load(&v.fold_stats.micros) as f64 / 1000.0);
         def.push(v.definition.clone());
+        vstatus.push(match v.last_error() {
+            Some(e) => format!("failing: {e}"),
+            None => "ok".to_string(),
+        });
     }
     let cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(name)),
@@ -196,6 +238,7 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(Int64Array::from(fe)),
         Arc::new(arrow::array::Float64Array::from(fms)),
         Arc::new(StringArray::from(def)),
+        Arc::new(StringArray::from(vstatus)),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
 }

@@ -37,6 +37,8 @@ pub struct Session {
     parser: SqlParser,
     /// Reported parameters changed since the frontend last asked.
     changed: Mutex<Vec<&'static str>>,
+    /// NOTICE messages statements raised, sent before their results.
+    notices: Mutex<Vec<String>>,
     tx: Mutex<TxState>,
     /// Whether the authenticated user may change the catalog.
     admin: std::sync::atomic::AtomicBool,
@@ -81,6 +83,7 @@ impl Session {
             vars,
             parser: SqlParser::new(),
             changed: Mutex::new(Vec::new()),
+            notices: Mutex::new(Vec::new()),
             tx: Mutex::new(TxState::Idle),
             admin: std::sync::atomic::AtomicBool::new(false),
         }
@@ -132,6 +135,11 @@ impl Session {
     /// The session's settings (`SET`, `SHOW`, `current_setting`).
     pub fn vars(&self) -> &SessionVars {
         &self.vars
+    }
+
+    /// NOTICE messages raised since the last call, oldest first.
+    pub fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notices.lock().expect("notices lock"))
     }
 
     /// Reported parameters (name, value) that changed since the last call; the
@@ -337,6 +345,13 @@ impl Session {
         params: Vec<ScalarValue>,
     ) -> Result<Outcome> {
         self.require_admin(&format!("INSERT INTO {}", insert.table))?;
+        if !matches!(*self.tx.lock().expect("tx lock"), TxState::Idle) {
+            // Produced rows are in Kafka at once: a ROLLBACK could not undo them.
+            return Err(QueryError::ActiveTransaction(format!(
+                "INSERT INTO {} cannot run inside a transaction block: its rows go to Kafka at once and a ROLLBACK could not undo them; run it outside BEGIN ... COMMIT (autocommit)",
+                insert.table
+            )));
+        }
         let n = insert::run(&self.engine, &self.ctx, insert, params).await?;
         Ok(Outcome::Command(format!("INSERT 0 {n}")))
     }
@@ -429,7 +444,12 @@ impl Session {
                         c.describe()
                     )));
                 }
-                Ok(Outcome::Command(self.engine.execute(c.clone()).await?))
+                let done = self.engine.execute(c.clone()).await?;
+                self.notices
+                    .lock()
+                    .expect("notices lock")
+                    .extend(done.notices);
+                Ok(Outcome::Command(done.tag))
             }
             Prepared::Command(tag) => Ok(Outcome::Command(tag.clone())),
             Prepared::Set(assignment) => {
@@ -506,7 +526,14 @@ impl Session {
         if !params.is_empty() {
             plan = plan.with_param_values(ParamValues::from(params))?;
         }
-        let df = self.ctx.execute_logical_plan(plan).await?;
+        // One snapshot per statement: every scan of a source shares the first
+        // one's cut (see lambdadb_serving::snapshot::StatementSnapshots).
+        let df = match plan {
+            LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => {
+                self.ctx.execute_logical_plan(plan).await?
+            }
+            plan => lambdadb_serving::snapshot::one_snapshot(&self.ctx, plan),
+        };
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let mut stream = df.execute_stream().await?;
         if let Some((key, versions)) = cache {
