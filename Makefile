@@ -6,7 +6,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BIN := $(TARGET_DIR)/debug/lambdadb
 DEMO_DATA := $(CURDIR)/target/demo-data
 
-.PHONY: run test build build-test unit integration bench fmt clippy setup-build setup-test
+.PHONY: run test faults build build-test unit integration bench fmt clippy setup-build setup-test
 
 ## Build and start the server with the embedded broker and the demo clickstream.
 run: setup-build build
@@ -20,6 +20,13 @@ test: setup-test build-test unit integration
 bench: setup-test
 	$(CARGO) build --release -p lambdadb
 	.venv/bin/python bench/run.py --bin $(TARGET_DIR)/release/lambdadb
+
+## The fault-injection suite at full size: kill -9 at 20 random instants over
+## 1,000,000 events, a crash at every failpoint, a full disk, a 30 s broker
+## outage, retention, malformed messages. Prints a table; `make test` runs it
+## reduced (integration/test_fault_suite.py).
+faults: setup-test build-test
+	LAMBDADB_TEST_BIN=$(BIN) .venv/bin/python integration/faults.py
 
 setup-build:
 	bash integration/setup.sh build

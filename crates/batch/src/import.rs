@@ -300,12 +300,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, m0) = Archiver::open(&dir.path().join("t"), declared()).unwrap();
         let f1 = dir.path().join("one.parquet");
+        let f2 = dir.path().join("two.parquet");
+        let f3 = dir.path().join("three.parquet");
         write(&f1, file_batch(vec![1, 2, 3], false));
-        let (m1, s1) = a.import(&m0, &[f1.clone(), f1.clone()]).unwrap();
-        assert_eq!((s1.files, s1.rows), (2, 6));
+        write(&f2, file_batch(vec![4, 5, 6], false));
+        write(&f3, file_batch(vec![7, 8, 9], false));
+        let (m1, s1) = a
+            .import(&m0, &[f1.clone(), f2.clone(), f1.clone()])
+            .unwrap();
+        assert_eq!((s1.files, s1.rows), (2, 6), "the same content once");
+        assert_eq!(s1.skipped.len(), 1);
         assert_eq!(m1.watermark.next(IMPORT_PARTITION), 2);
+        // Importing the same files again (a retried COPY) changes nothing.
+        let (again, s) = a.import(&m1, &[f1.clone(), f2]).unwrap();
+        assert_eq!((again.version, s.files, s.rows), (m1.version, 0, 0));
+        assert!(s.skipped[0].contains("already imported"), "{:?}", s.skipped);
         // A view version at m1's watermark covers both; a later import is above it.
-        let (m2, _) = a.import(&m1, &[f1]).unwrap();
+        let (m2, _) = a.import(&m1, &[f3]).unwrap();
         assert_eq!(m2.files_from(a.dir(), &m1.watermark).len(), 1);
         assert_eq!(m2.files_from(a.dir(), &m0.watermark).len(), 3);
 
@@ -318,7 +329,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(b.schema(), declared());
-        assert_eq!(b.column(0).as_primitive::<Int64Type>().values(), &[1, 2, 3]);
+        assert_eq!(b.column(0).as_primitive::<Int64Type>().values(), &[7, 8, 9]);
         assert_eq!(
             b.column(2).null_count(),
             3,

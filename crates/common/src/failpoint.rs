@@ -39,7 +39,8 @@ mod enabled {
 
     fn configured(name: &str) -> Option<String> {
         static FROM_ENV: OnceLock<String> = OnceLock::new();
-        let env = FROM_ENV.get_or_init(|| std::env::var("LAMBDADB_TEST_FAILPOINTS").unwrap_or_default());
+        let env =
+            FROM_ENV.get_or_init(|| std::env::var("LAMBDADB_TEST_FAILPOINTS").unwrap_or_default());
         let file = std::env::var("LAMBDADB_TEST_FAILPOINTS_FILE")
             .ok()
             .and_then(|p| std::fs::read_to_string(p).ok())

@@ -53,7 +53,10 @@ pub fn run(args: MockBrokerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn create(cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>, spec: &str) -> anyhow::Result<()> {
+fn create(
+    cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+    spec: &str,
+) -> anyhow::Result<()> {
     let (name, parts) = spec
         .split_once(':')
         .ok_or_else(|| anyhow!("topic {spec}: write NAME:PARTITIONS"))?;

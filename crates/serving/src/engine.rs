@@ -129,7 +129,10 @@ impl Engine {
 
     /// Registers a declared source and the consumer feeding it.
     pub(crate) fn add_source(&self, state: Arc<SourceState>, consumer: ConsumerHandle) {
-        self.consumers.lock().expect("consumers lock").push(consumer);
+        self.consumers
+            .lock()
+            .expect("consumers lock")
+            .push(consumer);
         self.sources
             .write()
             .expect("sources lock")

@@ -175,7 +175,8 @@ fn non_finite_as_text(b: &RecordBatch) -> Result<RecordBatch> {
     for (f, a) in b.schema().fields().iter().zip(b.columns()) {
         if non_finite(a) {
             fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
-            columns.push(cast(a, &DataType::Utf8).map_err(|e| QueryError::Internal(e.to_string()))?);
+            columns
+                .push(cast(a, &DataType::Utf8).map_err(|e| QueryError::Internal(e.to_string()))?);
         } else {
             fields.push(f.as_ref().clone());
             columns.push(a.clone());

@@ -263,7 +263,11 @@ impl Engine {
         if let Some(old) = old {
             // Put the old definition back; its stored version is still current on disk.
             let restored = self
-                .open_view(name.clone(), old.definition.clone(), old.plan.decomposition.clone())
+                .open_view(
+                    name.clone(),
+                    old.definition.clone(),
+                    old.plan.decomposition.clone(),
+                )
                 .await;
             if let Err(e) = restored {
                 error!(view = %name, "the replacement failed and the old definition cannot be restored: {e}");

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;
-use lambdadb_batch::{ArchiveInput, Archiver, IMPORT_PARTITION, Manifest, ViewVersion};
+use lambdadb_batch::{ArchiveInput, Archiver, Manifest};
 use lambdadb_common::{PartitionId, SourceSpec, Watermark};
 use lambdadb_pgcompat::{QueryError, Result};
 use lambdadb_speed::{BatchSink, Rejection, SpeedBatch, SpeedTable};
@@ -24,6 +24,10 @@ use crate::error::from_batch;
 use crate::snapshot::string_views;
 use crate::speedbudget::SpeedBudget;
 use crate::viewspeed::{ViewInput, ViewSpeed};
+
+/// The views' speed states kept beside the source's rows (attach, fold, swap, cut).
+#[path = "source_views.rs"]
+mod views;
 
 /// A message the decoder refused, as shown in `lambdadb.rejected_messages`.
 #[derive(Debug, Clone)]
@@ -250,111 +254,6 @@ impl SourceState {
         &self.fold_lock
     }
 
-    /// Starts keeping the speed state of view `name`, served from `version`.
-    /// `owner` identifies the view's definition (a `ViewState`): a replaced
-    /// definition's folds and versions are refused from then on.
-    pub fn attach_view(&self, name: &str, owner: u64, version: Option<Arc<ViewVersion>>) {
-        let mut inner = self.inner.write().expect("source lock");
-        let mut speed = ViewSpeed::at_version(version);
-        speed.owner = owner;
-        inner.views.insert(name.to_string(), speed);
-    }
-
-    /// Stops keeping view `name`'s speed state (dropped, or now over another
-    /// source), unless another definition (`owner`) took the name since.
-    pub fn detach_view(&self, name: &str, owner: u64) {
-        let mut inner = self.inner.write().expect("source lock");
-        if inner.views.get(name).is_some_and(|v| v.owner == owner) {
-            inner.views.remove(name);
-        }
-    }
-
-    /// A copy of view `name`'s speed state, if definition `owner` is attached.
-    pub fn view_speed(&self, name: &str, owner: u64) -> Option<ViewSpeed> {
-        let inner = self.inner.read().expect("source lock");
-        inner.views.get(name).filter(|v| v.owner == owner).cloned()
-    }
-
-    /// View `name`'s speed state and every event above what it folded, cut at
-    /// one consumed position; `None` unless definition `owner` is attached.
-    pub fn view_input(&self, name: &str, owner: u64) -> Option<ViewInput> {
-        let inner = self.inner.read().expect("source lock");
-        let speed = inner.views.get(name).filter(|v| v.owner == owner)?.clone();
-        Some(Self::input_of(&inner, self.dir(), speed))
-    }
-
-    fn input_of(inner: &Inner, dir: &Path, speed: ViewSpeed) -> ViewInput {
-        let (files, rows) = if speed.from_files {
-            // `folded` is a manifest boundary at or below the manifest's watermark:
-            // archive files from it, then the speed table from the manifest on.
-            (
-                inner.manifest.files_from(dir, &speed.folded),
-                inner.speed.rows_from(&inner.manifest.watermark),
-            )
-        } else {
-            // Imported files above the fold come from files: imports never pass
-            // through the speed table.
-            let mut from = Watermark::new();
-            for (p, _) in inner.manifest.watermark.partitions() {
-                if p != IMPORT_PARTITION {
-                    from.advance(p, i64::MAX);
-                }
-            }
-            from.advance(IMPORT_PARTITION, speed.folded.next(IMPORT_PARTITION));
-            let imports = inner
-                .manifest
-                .files_from(dir, &from)
-                .into_iter()
-                .collect::<Vec<_>>();
-            (imports, inner.speed.rows_from(&speed.folded))
-        };
-        let mut consumed = inner.speed.consumed();
-        let imported = inner.manifest.watermark.next(IMPORT_PARTITION);
-        if imported > 0 {
-            consumed.advance(IMPORT_PARTITION, imported);
-        }
-        ViewInput {
-            speed,
-            files,
-            rows,
-            consumed,
-            sequence: inner.speed.sequence(),
-        }
-    }
-
-    /// Installs a fold of view `name` computed from `input`: `segments` hold the
-    /// partial states of every event below `input.consumed`. Callers hold
-    /// `fold_lock`, so nothing else changed the view's state since `input`;
-    /// a fold of a replaced definition (another owner) is dropped.
-    pub fn install_fold(&self, name: &str, input: &ViewInput, segments: Vec<RecordBatch>) {
-        let mut inner = self.inner.write().expect("source lock");
-        if let Some(v) = inner
-            .views
-            .get_mut(name)
-            .filter(|v| v.owner == input.speed.owner)
-        {
-            v.segments = segments;
-            v.folded = input.consumed.clone();
-            v.from_files = false;
-            v.folded_at_ms = now_ms();
-            v.folded_events += input.pending_rows() as u64;
-        }
-    }
-
-    /// Serves `version` for view `name` from now on, with nothing folded above
-    /// it, if definition `owner` is still the one attached. Callers hold `fold_lock`.
-    pub fn swap_version(&self, name: &str, owner: u64, version: Arc<ViewVersion>) -> bool {
-        let mut inner = self.inner.write().expect("source lock");
-        match inner.views.get_mut(name).filter(|v| v.owner == owner) {
-            Some(v) => {
-                *v = ViewSpeed::at_version(Some(version));
-                v.owner = owner;
-                true
-            }
-            None => false,
-        }
-    }
-
     /// This source's part of the master dataset: `data_dir/sources/<name>`.
     pub fn dir(&self) -> &Path {
         self.archiver.dir()
@@ -375,24 +274,6 @@ impl SourceState {
             consumed: inner.speed.consumed(),
             speed_sequence: inner.speed.sequence(),
         }
-    }
-
-    /// The source's snapshot and every view's input, under one read of the lock.
-    pub fn cut(&self) -> SourceCut {
-        let inner = self.inner.read().expect("source lock");
-        let from = inner.manifest.watermark.clone();
-        let snapshot = SourceSnapshot {
-            manifest: inner.manifest.clone(),
-            speed: inner.speed.rows_from(&from),
-            consumed: inner.speed.consumed(),
-            speed_sequence: inner.speed.sequence(),
-        };
-        let views = inner
-            .views
-            .iter()
-            .map(|(name, speed)| (name.clone(), Self::input_of(&inner, self.dir(), speed.clone())))
-            .collect();
-        SourceCut { snapshot, views }
     }
 
     /// Archive files at or above `from` (whole files, see `Manifest::files_from`).

@@ -14,8 +14,9 @@ use lambdadb_common::Watermark;
 use lambdadb_pgcompat::QueryError;
 
 use crate::error::from_view;
-use crate::snapshot::{SnapshotTable, StatementSnapshots};
+use crate::snapshot::SnapshotTable;
 use crate::source::SourceState;
+use crate::statement::StatementSnapshots;
 use crate::view::ViewState;
 
 /// A source table as users see it: the declared columns of every consumed event.

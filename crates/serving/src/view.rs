@@ -37,8 +37,9 @@ pub struct ViewState {
     pub id: u64,
     /// Set when a newer definition replaced this one: it refreshes no more.
     retired: std::sync::atomic::AtomicBool,
-    /// The last refresh or fold failure, until one succeeds (`lambdadb.views.status`).
-    last_error: std::sync::Mutex<Option<String>>,
+    /// The last refresh failure and the last fold failure, each until a
+    /// refresh (or fold) succeeds (`lambdadb.views.status`).
+    last_error: std::sync::Mutex<[Option<String>; 2]>,
     /// The SELECT text after `AS`, as parsed and printed back.
     pub definition: String,
     /// The definition in partial-state form, the output and partial schemas,
@@ -105,7 +106,7 @@ impl ViewState {
             name,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             retired: std::sync::atomic::AtomicBool::new(false),
-            last_error: std::sync::Mutex::new(None),
+            last_error: std::sync::Mutex::new([None, None]),
             definition,
             plan,
             source,
@@ -162,17 +163,17 @@ impl ViewState {
         self.retired.store(true, Ordering::SeqCst);
     }
 
-    /// The last refresh or fold failure, while the view keeps failing.
+    /// The last refresh and fold failures, while the view keeps failing.
     pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().expect("error lock").clone()
+        let errors = self.last_error.lock().expect("error lock");
+        let text: Vec<&str> = errors.iter().flatten().map(String::as_str).collect();
+        (!text.is_empty()).then(|| text.join("; "))
     }
 
     fn note<T>(&self, what: &str, result: &Result<T>) {
+        let slot = usize::from(what != "refresh");
         let mut last = self.last_error.lock().expect("error lock");
-        match result {
-            Ok(_) => *last = None,
-            Err(e) => *last = Some(format!("{what} failed: {e}")),
-        }
+        last[slot] = result.as_ref().err().map(|e| format!("{what} failed: {e}"));
     }
 
     /// The batch part: the version's partial rows, or nothing before the first run.

@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionContext;
 use lambdadb_common::Config;
 use lambdadb_serving::catalog::query_context;
-use lambdadb_serving::snapshot::one_snapshot;
+use lambdadb_serving::statement::one_snapshot;
 use lambdadb_serving::{Engine, ddl};
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
@@ -19,7 +19,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 /// Runs the catalog statements of `sql` as an admin's session would.
-async fn declare(engine: &Engine, sql: &str) {
+async fn declare(engine: &Arc<Engine>, sql: &str) {
     for stmt in Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap() {
         let c = ddl::classify(&stmt).expect("a catalog statement").unwrap();
         engine.execute(c).await.unwrap();

@@ -31,9 +31,14 @@ use rdkafka::{Offset as KOffset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use crate::decode::{JsonDecoder, RawMessage, Rejection};
+
+/// Per-partition bookkeeping, and what happens when the broker cannot serve an offset.
+#[path = "partitions.rs"]
+mod partitions;
 use crate::table::SpeedBatch;
 use lambdadb_common::kafka::Secret;
 use lambdadb_common::{Fingerprint, PartitionId, payload_hash};
+use partitions::{Parts, offsets_out_of_range, stop_partition};
 
 /// Where decoded micro-batches go (the query layer's source state).
 pub trait BatchSink: Send + Sync + 'static {
@@ -177,136 +182,6 @@ fn backwards_reason(topic: &str, p: PartitionId, want: i64, high: i64) -> String
     )
 }
 
-/// The per-partition bookkeeping of one consumer thread.
-#[derive(Default)]
-struct Parts {
-    assigned: BTreeMap<PartitionId, ()>,
-    /// Next offset to publish per partition (what `flush` published up to).
-    position: BTreeMap<PartitionId, i64>,
-    /// Next offset expected from the broker: anything below it was received
-    /// already and is dropped (a redelivery must never count twice).
-    expected: BTreeMap<PartitionId, i64>,
-    failed: BTreeMap<PartitionId, ()>,
-    /// The last archived message to re-read before resuming (see `Fingerprint`).
-    verify: BTreeMap<PartitionId, Fingerprint>,
-}
-
-impl Parts {
-    fn live(&self, topic: &str) -> TopicPartitionList {
-        let mut tpl = TopicPartitionList::new();
-        for p in self.assigned.keys().filter(|p| !self.failed.contains_key(p)) {
-            tpl.add_partition(topic, *p);
-        }
-        tpl
-    }
-}
-
-fn stop_partition(
-    consumer: &BaseConsumer<StatsContext>,
-    s: &ConsumerSettings,
-    sink: &dyn BatchSink,
-    parts: &mut Parts,
-    p: PartitionId,
-    reason: String,
-) {
-    error!("{reason}");
-    sink.partition_failed(p, reason);
-    parts.failed.insert(p, ());
-    parts.verify.remove(&p);
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(&s.topic, p);
-    if let Err(e) = consumer.incremental_unassign(&tpl) {
-        warn!(topic = %s.topic, partition = p, "cannot stop fetching: {e}");
-    }
-}
-
-/// Restarts fetching `p` at `offset` (after librdkafka stopped it on an offset error).
-fn reassign(
-    consumer: &BaseConsumer<StatsContext>,
-    topic: &str,
-    parts: &mut Parts,
-    p: PartitionId,
-    offset: i64,
-) -> Result<(), KafkaError> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, p);
-    consumer.incremental_unassign(&tpl)?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, p, KOffset::Offset(offset))?;
-    consumer.incremental_assign(&tpl)?;
-    parts.expected.insert(p, offset);
-    Ok(())
-}
-
-/// The broker cannot serve an offset of some partition (`OffsetOutOfRange` or
-/// librdkafka's `__AUTO_OFFSET_RESET`; neither says which): find the partitions
-/// whose next offset lies outside the broker's log and deal with each.
-fn offsets_out_of_range(
-    consumer: &BaseConsumer<StatsContext>,
-    s: &ConsumerSettings,
-    sink: &dyn BatchSink,
-    parts: &mut Parts,
-) {
-    let candidates: Vec<PartitionId> = parts
-        .assigned
-        .keys()
-        .filter(|p| !parts.failed.contains_key(p))
-        .copied()
-        .collect();
-    for p in candidates {
-        let next = parts.position.get(&p).copied().or_else(|| sink.start_offset(p));
-        let Some(next) = next else { continue };
-        // A partition being verified was sent to its last archived message.
-        let fetching = parts.verify.get(&p).map(|f| f.offset).unwrap_or(next);
-        let (low, high) = match consumer.fetch_watermarks(&s.topic, p, Duration::from_secs(5)) {
-            Ok(w) => w,
-            Err(e) => {
-                warn!(topic = %s.topic, partition = p, "offset out of range, and the broker's log bounds cannot be read (retrying): {e}");
-                continue;
-            }
-        };
-        if fetching >= low && fetching <= high {
-            continue;
-        }
-        if next > high {
-            stop_partition(consumer, s, sink, parts, p, backwards_reason(&s.topic, p, next, high));
-            continue;
-        }
-        if next >= low {
-            // Only the last archived message (next - 1) is gone: retention deleted
-            // it but kept everything lambdadb has not consumed. Nothing is lost;
-            // the log cannot be fingerprinted, so resume unverified.
-            parts.verify.remove(&p);
-            warn!(topic = %s.topic, partition = p, offset = next, "retention deleted the last archived message, so the log cannot be verified; resuming at the recorded offset");
-            if let Err(e) = reassign(consumer, &s.topic, parts, p, next) {
-                warn!(topic = %s.topic, partition = p, "cannot resume (retrying): {e}");
-            }
-            continue;
-        }
-        match s.gap_policy {
-            GapPolicy::Stop => {
-                let reason = format!(
-                    "topic {} partition {p}: retention deleted offsets {next} to {} before lambdadb consumed them ({} messages). \
-                     This partition is stopped (retention_gap = \"stop\"); the archived data keeps serving. \
-                     To continue from the oldest offset the topic still holds and count the gap as lost, restart with retention_gap = \"skip\".",
-                    s.topic,
-                    low - 1,
-                    low - next
-                );
-                stop_partition(consumer, s, sink, parts, p, reason);
-            }
-            GapPolicy::Skip => {
-                error!(topic = %s.topic, partition = p, from = next, to = low, lost = low - next, "retention deleted offsets before they were consumed; skipping them (retention_gap = \"skip\"), counted in lambdadb.sources.lost_messages");
-                parts.verify.remove(&p);
-                match reassign(consumer, &s.topic, parts, p, low) {
-                    Ok(()) => sink.retention_gap(p, next, low),
-                    Err(e) => warn!(topic = %s.topic, partition = p, "cannot resume (retrying): {e}"),
-                }
-            }
-        }
-    }
-}
-
 /// Tracks the consumer-wide problem reported to the sink, logging each change once.
 struct Problem(Option<String>);
 
@@ -367,7 +242,9 @@ fn run(
     while !stop.load(Ordering::SeqCst) {
         // Pick up the topic once it exists and partitions added later; a failed
         // lookup is how an unreachable broker or a missing topic shows.
-        if last_metadata.elapsed() > Duration::from_secs(if parts.assigned.is_empty() { 1 } else { 3 }) {
+        if last_metadata.elapsed()
+            > Duration::from_secs(if parts.assigned.is_empty() { 1 } else { 3 })
+        {
             last_metadata = Instant::now();
             match partitions_of(&consumer, &s.topic) {
                 Ok(all) => {
@@ -413,7 +290,11 @@ fn run(
         let over = sink.backpressure();
         if over != paused && !parts.assigned.is_empty() {
             let tpl = parts.live(&s.topic);
-            let result = if over { consumer.pause(&tpl) } else { consumer.resume(&tpl) };
+            let result = if over {
+                consumer.pause(&tpl)
+            } else {
+                consumer.resume(&tpl)
+            };
             match result {
                 Ok(()) => {
                     paused = over;
@@ -545,7 +426,9 @@ fn partitions_of(
             format!("cannot reach the Kafka broker (retrying every few seconds; check `brokers` and that the broker runs): {e}")
         })?;
     let missing = || {
-        format!("topic {topic} does not exist on the broker yet: create it (or fix the table's topic); consumption starts when it appears")
+        format!(
+            "topic {topic} does not exist on the broker yet: create it (or fix the table's topic); consumption starts when it appears"
+        )
     };
     let t = md.topics().first().ok_or_else(missing)?;
     if let Some(err) = t.error() {

@@ -484,4 +484,40 @@ mod tests {
         let offsets: Vec<i64> = rejected.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![2, 3], "{rejected:?}");
     }
+
+    /// Issue 13: an event time of 1e300 saturated to a bogus timestamp and a
+    /// REAL overflowed to infinity; both are refused now. NaN and infinities
+    /// arrive as text (INSERT writes them so) and are kept.
+    #[test]
+    fn out_of_range_times_and_reals_are_refused_non_finite_text_is_kept() {
+        let schema = Schema::new(vec![
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("r", DataType::Float32, true),
+            Field::new("d", DataType::Float64, true),
+        ]);
+        let d = JsonDecoder::try_new(Arc::new(schema)).unwrap();
+        let (rows, rejected) = d.decode(&[
+            msg(0, r#"{"t": 1e300}"#),
+            msg(1, r#"{"t": -1e17}"#),
+            msg(2, r#"{"t": 1, "r": 1e39}"#),
+            msg(3, r#"{"t": 1, "r": "inf", "d": "NaN"}"#),
+            msg(4, r#"{"t": 1.5, "r": 2.5, "d": "-Infinity"}"#),
+        ]);
+        let offsets: Vec<i64> = rejected.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![0, 1, 2], "{rejected:?}");
+        assert!(rejected[2].reason.contains("out of range for type real"));
+        assert_eq!(rows.num_rows(), 2);
+        let r = rows
+            .column(1)
+            .as_primitive::<arrow::datatypes::Float32Type>();
+        let dd = rows
+            .column(2)
+            .as_primitive::<arrow::datatypes::Float64Type>();
+        assert!(r.value(0).is_infinite() && dd.value(0).is_nan());
+        assert_eq!(dd.value(1), f64::NEG_INFINITY);
+    }
 }

@@ -64,7 +64,10 @@ mod tests {
     use sqlparser::parser::Parser;
 
     fn check(sql: &str) -> Result<()> {
-        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().pop().unwrap();
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .pop()
+            .unwrap();
         refuse_volatile(&stmt)
     }
 

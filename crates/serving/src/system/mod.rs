@@ -135,7 +135,12 @@ fn source_status(engine: &Engine, st: &crate::source::SourceStats, p: i32) -> St
     let archive = h
         .archive_error
         .as_ref()
-        .map(|e| format!("; archiving fails ({} failures so far): {e}", h.archive_failures))
+        .map(|e| {
+            format!(
+                "; archiving fails ({} failures so far): {e}",
+                h.archive_failures
+            )
+        })
         .unwrap_or_default();
     if st.paused {
         let budget = engine.speed_budget();

@@ -532,7 +532,7 @@ impl Session {
             LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => {
                 self.ctx.execute_logical_plan(plan).await?
             }
-            plan => lambdadb_serving::snapshot::one_snapshot(&self.ctx, plan),
+            plan => lambdadb_serving::statement::one_snapshot(&self.ctx, plan),
         };
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let mut stream = df.execute_stream().await?;
