@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import duckdb  # noqa: E402
 from harness import (BIN, MockBroker, Server, Tansu, generate, hourly_oracle,  # noqa: E402
-                     read_events)
+                     produce, read_events)
 
 # Every named step of every commit protocol (lambdadb_common::failpoint).
 DURABLE_STEPS = ["written", "synced", "renamed", "dir_synced"]
@@ -41,6 +41,12 @@ FAILPOINTS = (
     + [f"import.manifest.{s}" for s in DURABLE_STEPS]
     + [f"catalog.{s}" for s in DURABLE_STEPS]
 )
+
+
+def feed(brokers, path):
+    """`lambdadb produce` of `path` to topic events, in the background."""
+    return subprocess.Popen([BIN, "produce", "--brokers", brokers, "--topic", "events", str(path)],
+                            stdout=subprocess.DEVNULL)
 
 
 def log(msg):
@@ -128,8 +134,7 @@ class Run:
             details = []
             for i in range(self.args.kills):
                 ev = self.events(chunk, f"2026-04-{1 + i % 28:02d}T00:00:00Z")
-                feeder = subprocess.Popen([BIN, "produce", "--brokers", broker.brokers, "--topic",
-                                           "events", str(ev)], stdout=subprocess.DEVNULL)
+                feeder = feed(broker.brokers, ev)
                 time.sleep(rng.uniform(0.05, 1.5))
                 # Killed while catching up: the instant lies inside ingest
                 # (and, with archives every 100 ms, often inside a commit).
@@ -170,8 +175,7 @@ class Run:
                 # Two waves, so that every protocol commits at least twice.
                 for wave in range(2):
                     ev = self.events(self.args.chunk // 2, f"2026-05-{1 + n % 28:02d}T0{wave}:00:00Z")
-                    subprocess.run([BIN, "produce", "--brokers", broker.brokers, "--topic", "events",
-                                    str(ev)], check=True, capture_output=True)
+                    produce(broker.brokers, "events", ev)
                     oracle.add(ev)
                     time.sleep(0.5)
                 self.provoke(server, point, imports, n, oracle)
@@ -240,8 +244,7 @@ class Run:
             for where, point in [("archive", "archive.file.written"), ("refresh", "view.file.written")]:
                 faults.write_text(f"{point}=enospc\n")
                 ev = self.events(self.args.chunk * 20, "2026-06-01T00:00:00Z")
-                subprocess.run([BIN, "produce", "--brokers", broker.brokers, "--topic", "events",
-                                str(ev)], check=True, capture_output=True)
+                produce(broker.brokers, "events", ev)
                 oracle.add(ev)
                 time.sleep(3)
                 st = server.query("SELECT status FROM lambdadb.sources")
@@ -268,8 +271,7 @@ class Run:
             server = self.server(broker.brokers, "outage").start()
             oracle = Oracle()
             ev = self.events(self.args.chunk * 20, "2026-07-01T00:00:00Z")
-            feeder = subprocess.Popen([BIN, "produce", "--brokers", broker.brokers, "--topic",
-                                       "events", str(ev)], stdout=subprocess.DEVNULL)
+            feeder = feed(broker.brokers, ev)
             time.sleep(0.5)
             broker.command("down")
             seen = False
@@ -295,8 +297,7 @@ class Run:
         try:
             server = self.server(broker.brokers, "retention").start()
             first = self.events(2000, "2026-08-01T00:00:00Z")
-            subprocess.run([BIN, "produce", "--brokers", broker.brokers, "--topic", "events",
-                            str(first)], check=True, capture_output=True)
+            produce(broker.brokers, "events", first)
             server.wait_count(2000)
             while server.query("SELECT archived_offset FROM lambdadb.sources")[0][0] < 2000:
                 time.sleep(0.2)
@@ -361,8 +362,7 @@ class Run:
                         f.write(line + "\n")
                         good.append(json.loads(line))
             server = self.server(broker.brokers, "malformed").start()
-            subprocess.run([BIN, "produce", "--brokers", broker.brokers, "--topic", "events",
-                            str(out)], check=True, capture_output=True, timeout=1200)
+            produce(broker.brokers, "events", out, timeout=1200)
             oracle = Oracle()
             oracle.events = good
             lost, dup, detail = oracle.compare(server)

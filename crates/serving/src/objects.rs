@@ -236,31 +236,10 @@ impl Engine {
             old.source.detach_view(&name, old.id);
         }
         let sql = format!("CREATE MATERIALIZED VIEW {} AS {query}", quote_ident(&name));
-        let view = self.open_view(name.clone(), query, d).await;
-        let result = match view {
-            Ok(view) => {
-                let computed = match view.current() {
-                    Some(_) => Ok(()),
-                    None => view.refresh().await.map(|_| ()),
-                };
-                match computed.and_then(|()| self.catalog_log().declared(&name, sql)) {
-                    Ok(()) => {
-                        info!(view = %name, version = ?view.current().map(|v| v.version), "materialized view ready");
-                        return Ok(());
-                    }
-                    Err(e) => {
-                        self.views.write().expect("views lock").remove(&name);
-                        view.source.detach_view(&name, view.id);
-                        if old.is_none() {
-                            view.drop_data();
-                        }
-                        Err(e)
-                    }
-                }
-            }
-            Err(e) => Err(e),
-        };
-        if let Some(old) = old {
+        let result = self.install_view(&name, query, d, sql, old.is_none()).await;
+        if result.is_err()
+            && let Some(old) = old
+        {
             // Put the old definition back; its stored version is still current on disk.
             let restored = self
                 .open_view(
@@ -273,8 +252,38 @@ impl Engine {
                 error!(view = %name, "the replacement failed and the old definition cannot be restored: {e}");
             }
         }
-        self.catalog_changed();
         result
+    }
+
+    /// Opens and registers a view, computes it unless a stored version of the
+    /// same definition exists, and saves its declaration; on failure the view
+    /// is removed again (with its stored versions when it is `fresh`, not a
+    /// replacement, whose directory still holds the old definition's).
+    async fn install_view(
+        &self,
+        name: &str,
+        query: String,
+        d: lambdadb_views::Decomposition,
+        sql: String,
+        fresh: bool,
+    ) -> Result<()> {
+        let view = self.open_view(name.to_string(), query, d).await?;
+        let computed = match view.current() {
+            Some(_) => Ok(()),
+            None => view.refresh().await.map(|_| ()),
+        };
+        if let Err(e) = computed.and_then(|()| self.catalog_log().declared(name, sql)) {
+            self.views.write().expect("views lock").remove(name);
+            if fresh {
+                view.drop_data();
+            } else {
+                view.source.detach_view(name, view.id);
+            }
+            self.catalog_changed();
+            return Err(e);
+        }
+        info!(view = %name, version = ?view.current().map(|v| v.version), "materialized view ready");
+        Ok(())
     }
 
     /// Opens a view's state (loading a stored version of the same definition)

@@ -95,8 +95,6 @@ pub struct SourceStats {
     pub accepted: u64,
     /// Messages the decoder refused since start-up.
     pub rejected: u64,
-    /// Partitions whose consumer stopped, with the reason.
-    pub failed: BTreeMap<PartitionId, String>,
     /// Problems and losses, for `lambdadb.sources.status`.
     pub health: Health,
     /// Whether consumption is paused by `speed_memory_limit`.
@@ -107,6 +105,8 @@ pub struct SourceStats {
 /// `lambdadb.sources`; each change is logged at warn or error when it happens).
 #[derive(Debug, Clone, Default)]
 pub struct Health {
+    /// Partitions whose consumer stopped, with the reason.
+    pub failed: BTreeMap<PartitionId, String>,
     /// A problem of the whole consumer: broker unreachable, topic missing.
     pub consumer_problem: Option<String>,
     /// The last archive failure, while archiving keeps failing.
@@ -133,7 +133,6 @@ pub struct SourceState {
     rejected_keep: usize,
     accepted_total: AtomicU64,
     rejected_total: AtomicU64,
-    failed: Mutex<BTreeMap<PartitionId, String>>,
     high: Mutex<BTreeMap<PartitionId, i64>>,
     /// One archive run at a time.
     archive_lock: tokio::sync::Mutex<()>,
@@ -175,7 +174,6 @@ impl SourceState {
             rejected_keep,
             accepted_total: AtomicU64::new(0),
             rejected_total: AtomicU64::new(0),
-            failed: Mutex::new(BTreeMap::new()),
             high: Mutex::new(BTreeMap::new()),
             archive_lock: tokio::sync::Mutex::new(()),
             fold_lock: tokio::sync::Mutex::new(()),
@@ -264,16 +262,20 @@ impl SourceState {
         self.inner.read().expect("source lock").speed.consumed()
     }
 
-    /// The manifest and every speed row above its watermark, read under one lock.
-    pub fn snapshot(&self) -> SourceSnapshot {
-        let inner = self.inner.read().expect("source lock");
-        let from = inner.manifest.watermark.clone();
+    /// The manifest and every speed row above its watermark (the caller holds the lock).
+    fn snapshot_of(inner: &Inner) -> SourceSnapshot {
         SourceSnapshot {
             manifest: inner.manifest.clone(),
-            speed: inner.speed.rows_from(&from),
+            speed: inner.speed.rows_from(&inner.manifest.watermark),
             consumed: inner.speed.consumed(),
             speed_sequence: inner.speed.sequence(),
         }
+    }
+
+    /// Why `partition` stopped, if it did.
+    pub fn stopped(&self, partition: PartitionId) -> Option<String> {
+        let health = self.health.lock().expect("health lock");
+        health.failed.get(&partition).cloned()
     }
 
     /// Archive files at or above `from` (whole files, see `Manifest::files_from`).
@@ -406,7 +408,6 @@ impl SourceState {
             speed_bytes: inner.speed.memory_bytes(),
             accepted: self.accepted_total.load(Ordering::Relaxed),
             rejected: self.rejected_total.load(Ordering::Relaxed),
-            failed: self.failed.lock().expect("failed lock").clone(),
             health: self.health.lock().expect("health lock").clone(),
             paused: self.budget.is_paused(),
         }
@@ -471,7 +472,15 @@ impl BatchSink for SourceState {
     }
 
     fn consumer_problem(&self, problem: Option<String>) {
-        self.health.lock().expect("health lock").consumer_problem = problem;
+        let mut health = self.health.lock().expect("health lock");
+        if health.consumer_problem == problem {
+            return;
+        }
+        match &problem {
+            Some(p) => warn!(table = %self.spec.name, "{p}"),
+            None => tracing::info!(table = %self.spec.name, "the consumer recovered"),
+        }
+        health.consumer_problem = problem;
     }
 
     fn retention_gap(&self, partition: PartitionId, from: i64, to: i64) {
@@ -485,9 +494,10 @@ impl BatchSink for SourceState {
     }
 
     fn partition_failed(&self, partition: PartitionId, reason: String) {
-        self.failed
+        self.health
             .lock()
-            .expect("failed lock")
+            .expect("health lock")
+            .failed
             .insert(partition, reason);
     }
 

@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use lambdadb_batch::{IMPORT_PARTITION, ViewVersion};
-use lambdadb_common::Watermark;
 
-use super::{Inner, SourceCut, SourceSnapshot, SourceState, now_ms};
+use super::{Inner, SourceCut, SourceState, now_ms};
 use crate::viewspeed::{ViewInput, ViewSpeed};
 
 impl SourceState {
@@ -59,18 +58,11 @@ impl SourceState {
         } else {
             // Imported files above the fold come from files: imports never pass
             // through the speed table.
-            let mut from = Watermark::new();
-            for (p, _) in inner.manifest.watermark.partitions() {
-                if p != IMPORT_PARTITION {
-                    from.advance(p, i64::MAX);
-                }
-            }
-            from.advance(IMPORT_PARTITION, speed.folded.next(IMPORT_PARTITION));
-            let imports = inner
-                .manifest
-                .files_from(dir, &from)
-                .into_iter()
-                .collect::<Vec<_>>();
+            let imports = inner.manifest.partition_files_from(
+                dir,
+                IMPORT_PARTITION,
+                speed.folded.next(IMPORT_PARTITION),
+            );
             (imports, inner.speed.rows_from(&speed.folded))
         };
         let mut consumed = inner.speed.consumed();
@@ -123,13 +115,7 @@ impl SourceState {
     /// The source's snapshot and every view's input, under one read of the lock.
     pub fn cut(&self) -> SourceCut {
         let inner = self.inner.read().expect("source lock");
-        let from = inner.manifest.watermark.clone();
-        let snapshot = SourceSnapshot {
-            manifest: inner.manifest.clone(),
-            speed: inner.speed.rows_from(&from),
-            consumed: inner.speed.consumed(),
-            speed_sequence: inner.speed.sequence(),
-        };
+        let snapshot = Self::snapshot_of(&inner);
         let views = inner
             .views
             .iter()
@@ -149,6 +135,7 @@ mod tests {
     use super::*;
     use crate::speedbudget::SpeedBudget;
     use arrow::datatypes::{DataType, Field, Schema};
+    use lambdadb_common::Watermark;
 
     fn source(dir: &Path) -> SourceState {
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true)]));

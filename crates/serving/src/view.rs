@@ -37,9 +37,10 @@ pub struct ViewState {
     pub id: u64,
     /// Set when a newer definition replaced this one: it refreshes no more.
     retired: std::sync::atomic::AtomicBool,
-    /// The last refresh failure and the last fold failure, each until a
-    /// refresh (or fold) succeeds (`lambdadb.views.status`).
-    last_error: std::sync::Mutex<[Option<String>; 2]>,
+    /// The last refresh failure, until a refresh succeeds (`lambdadb.views.status`).
+    refresh_error: std::sync::Mutex<Option<String>>,
+    /// The last fold failure, until a fold succeeds.
+    fold_error: std::sync::Mutex<Option<String>>,
     /// The SELECT text after `AS`, as parsed and printed back.
     pub definition: String,
     /// The definition in partial-state form, the output and partial schemas,
@@ -106,7 +107,8 @@ impl ViewState {
             name,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             retired: std::sync::atomic::AtomicBool::new(false),
-            last_error: std::sync::Mutex::new([None, None]),
+            refresh_error: std::sync::Mutex::new(None),
+            fold_error: std::sync::Mutex::new(None),
             definition,
             plan,
             source,
@@ -165,15 +167,18 @@ impl ViewState {
 
     /// The last refresh and fold failures, while the view keeps failing.
     pub fn last_error(&self) -> Option<String> {
-        let errors = self.last_error.lock().expect("error lock");
-        let text: Vec<&str> = errors.iter().flatten().map(String::as_str).collect();
-        (!text.is_empty()).then(|| text.join("; "))
+        let refresh = self.refresh_error.lock().expect("error lock").clone();
+        let fold = self.fold_error.lock().expect("error lock").clone();
+        match (refresh, fold) {
+            (Some(r), Some(f)) => Some(format!("{r}; {f}")),
+            (r, f) => r.or(f),
+        }
     }
 
-    fn note<T>(&self, what: &str, result: &Result<T>) {
-        let slot = usize::from(what != "refresh");
-        let mut last = self.last_error.lock().expect("error lock");
-        last[slot] = result.as_ref().err().map(|e| format!("{what} failed: {e}"));
+    /// Keeps `result`'s error in `slot` (or clears it on success).
+    fn note<T>(slot: &std::sync::Mutex<Option<String>>, what: &str, result: &Result<T>) {
+        *slot.lock().expect("error lock") =
+            result.as_ref().err().map(|e| format!("{what} failed: {e}"));
     }
 
     /// The batch part: the version's partial rows, or nothing before the first run.
@@ -234,7 +239,7 @@ impl ViewState {
     pub async fn fold(&self) -> Result<()> {
         let _one_at_a_time = self.source.fold_lock().lock().await;
         let result = self.fold_locked().await;
-        self.note("folding new events", &result);
+        Self::note(&self.fold_error, "folding new events", &result);
         result
     }
 
@@ -277,7 +282,7 @@ impl ViewState {
             )));
         }
         let result = self.refresh_locked().await;
-        self.note("refresh", &result);
+        Self::note(&self.refresh_error, "refresh", &result);
         result
     }
 

@@ -62,7 +62,8 @@ pub trait BatchSink: Send + Sync + 'static {
         false
     }
     /// A problem of the whole consumer (broker unreachable, topic missing,
-    /// assignment refused), or `None` once it is gone.
+    /// assignment refused), or `None` once it is gone; reported at every
+    /// metadata round (every few seconds), so the sink logs only changes.
     fn consumer_problem(&self, _problem: Option<String>) {}
     /// Retention deleted offsets `[from, to)` of `partition` before they were
     /// consumed, and [`GapPolicy::Skip`] resumed at `to`: a counted loss.
@@ -182,23 +183,6 @@ fn backwards_reason(topic: &str, p: PartitionId, want: i64, high: i64) -> String
     )
 }
 
-/// Tracks the consumer-wide problem reported to the sink, logging each change once.
-struct Problem(Option<String>);
-
-impl Problem {
-    fn set(&mut self, topic: &str, sink: &dyn BatchSink, problem: Option<String>) {
-        if self.0 == problem {
-            return;
-        }
-        match &problem {
-            Some(p) => warn!(topic, "{p}"),
-            None => info!(topic, "the consumer recovered"),
-        }
-        sink.consumer_problem(problem.clone());
-        self.0 = problem;
-    }
-}
-
 fn run(
     s: &ConsumerSettings,
     decoder: &JsonDecoder,
@@ -231,7 +215,6 @@ fn run(
     let consumer: BaseConsumer<StatsContext> = config.create_with_context(context)?;
 
     let mut parts = Parts::default();
-    let mut problem = Problem(None);
     let mut paused = false;
     let mut last_metadata = Instant::now() - Duration::from_secs(3600);
     let mut last_commit = Instant::now();
@@ -250,21 +233,20 @@ fn run(
                 Ok(all) => {
                     let new: Vec<PartitionId> = all
                         .into_iter()
-                        .filter(|p| !parts.assigned.contains_key(p))
+                        .filter(|p| !parts.assigned.contains(p))
                         .collect();
                     match assign(&consumer, s, sink, &mut parts, &new) {
-                        Ok(()) => problem.set(&s.topic, sink, None),
-                        Err(e) => problem.set(
-                            &s.topic,
-                            sink,
-                            Some(format!("cannot assign partitions {new:?} of topic {} (retrying every 3 s): {e}", s.topic)),
-                        ),
+                        Ok(()) => sink.consumer_problem(None),
+                        Err(e) => sink.consumer_problem(Some(format!(
+                            "cannot assign partitions {new:?} of topic {} (retrying every 3 s): {e}",
+                            s.topic
+                        ))),
                     }
                     if paused && !new.is_empty() {
                         let _ = consumer.pause(&parts.live(&s.topic));
                     }
                 }
-                Err(e) => problem.set(&s.topic, sink, Some(e)),
+                Err(e) => sink.consumer_problem(Some(e)),
             }
         }
 
@@ -275,7 +257,7 @@ fn run(
                 sink.high_watermark(p, h);
                 // Before anything of p was consumed, the recorded start must lie
                 // within the broker's log; once consuming, offsets come from it.
-                if parts.position.contains_key(&p) || parts.failed.contains_key(&p) {
+                if parts.position.contains_key(&p) || parts.failed.contains(&p) {
                     continue;
                 }
                 if let Some(want) = sink.start_offset(p).filter(|w| *w > h) {
@@ -309,7 +291,7 @@ fn run(
         }
 
         match consumer.poll(Duration::from_millis(5)) {
-            Some(Ok(m)) if parts.failed.contains_key(&m.partition()) => {}
+            Some(Ok(m)) if parts.failed.contains(&m.partition()) => {}
             Some(Ok(m)) if parts.verify.contains_key(&m.partition()) => {
                 let p = m.partition();
                 let want = parts.verify.remove(&p).expect("checked");
@@ -388,29 +370,34 @@ fn assign(
     if new.is_empty() {
         return Ok(());
     }
+    // Where each starts: the recorded offset, or first the last archived
+    // message, re-read to check that this is still the same log.
+    let starts: Vec<(PartitionId, Option<i64>, Option<Fingerprint>)> = new
+        .iter()
+        .map(|p| {
+            let start = sink.start_offset(*p);
+            let fp = sink.fingerprint(*p).filter(|f| Some(f.offset + 1) == start);
+            (*p, start, fp)
+        })
+        .collect();
     let mut tpl = TopicPartitionList::new();
-    for p in new {
-        // Re-read the last archived message first to check that this is still
-        // the same log.
-        let start = sink.start_offset(*p);
-        let fp = sink.fingerprint(*p).filter(|f| Some(f.offset + 1) == start);
+    for (p, start, fp) in &starts {
         let off = match (fp, start) {
             (Some(f), _) => KOffset::Offset(f.offset),
-            (None, Some(o)) => KOffset::Offset(o),
+            (None, Some(o)) => KOffset::Offset(*o),
             (None, None) => KOffset::Beginning,
         };
         tpl.add_partition_offset(&s.topic, *p, off)?;
     }
     consumer.incremental_assign(&tpl)?;
-    for p in new {
-        let start = sink.start_offset(*p);
-        if let Some(f) = sink.fingerprint(*p).filter(|f| Some(f.offset + 1) == start) {
-            parts.verify.insert(*p, f);
+    for (p, start, fp) in starts {
+        if let Some(f) = fp {
+            parts.verify.insert(p, f);
         }
         if let Some(o) = start {
-            parts.expected.insert(*p, o);
+            parts.expected.insert(p, o);
         }
-        parts.assigned.insert(*p, ());
+        parts.assigned.insert(p);
     }
     info!(topic = %s.topic, partitions = ?new, "assigned partitions");
     Ok(())

@@ -3,7 +3,7 @@
 //! recorded position (a gap: [`GapPolicy`]), only the last archived message
 //! is gone (resume unverified), or the log went backwards (stop).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -17,13 +17,13 @@ use lambdadb_common::{Fingerprint, PartitionId};
 /// The per-partition bookkeeping of one consumer thread.
 #[derive(Default)]
 pub(super) struct Parts {
-    pub(super) assigned: BTreeMap<PartitionId, ()>,
+    pub(super) assigned: BTreeSet<PartitionId>,
     /// Next offset to publish per partition (what `flush` published up to).
     pub(super) position: BTreeMap<PartitionId, i64>,
     /// Next offset expected from the broker: anything below it was received
     /// already and is dropped (a redelivery must never count twice).
     pub(super) expected: BTreeMap<PartitionId, i64>,
-    pub(super) failed: BTreeMap<PartitionId, ()>,
+    pub(super) failed: BTreeSet<PartitionId>,
     /// The last archived message to re-read before resuming (see `Fingerprint`).
     pub(super) verify: BTreeMap<PartitionId, Fingerprint>,
 }
@@ -31,11 +31,7 @@ pub(super) struct Parts {
 impl Parts {
     pub(super) fn live(&self, topic: &str) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
-        for p in self
-            .assigned
-            .keys()
-            .filter(|p| !self.failed.contains_key(p))
-        {
+        for p in self.assigned.iter().filter(|p| !self.failed.contains(p)) {
             tpl.add_partition(topic, *p);
         }
         tpl
@@ -52,7 +48,7 @@ pub(super) fn stop_partition(
 ) {
     error!("{reason}");
     sink.partition_failed(p, reason);
-    parts.failed.insert(p, ());
+    parts.failed.insert(p);
     parts.verify.remove(&p);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(&s.topic, p);
@@ -90,8 +86,8 @@ pub(super) fn offsets_out_of_range(
 ) {
     let candidates: Vec<PartitionId> = parts
         .assigned
-        .keys()
-        .filter(|p| !parts.failed.contains_key(p))
+        .iter()
+        .filter(|p| !parts.failed.contains(p))
         .copied()
         .collect();
     for p in candidates {

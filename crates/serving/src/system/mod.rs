@@ -70,7 +70,7 @@ fn sources(engine: &Engine) -> Result<RecordBatch> {
         let st = s.stats();
         let mut parts: Vec<i32> = st.consumed.partitions().map(|(p, _)| p).collect();
         parts.extend(st.archived.partitions().map(|(p, _)| p));
-        parts.extend(st.failed.keys().copied());
+        parts.extend(st.health.failed.keys().copied());
         parts.sort();
         parts.dedup();
         if parts.is_empty() {
@@ -123,7 +123,7 @@ fn sources(engine: &Engine) -> Result<RecordBatch> {
 /// failing, or consuming.
 fn source_status(engine: &Engine, st: &crate::source::SourceStats, p: i32) -> String {
     let h = &st.health;
-    if let Some(reason) = st.failed.get(&p) {
+    if let Some(reason) = h.failed.get(&p) {
         return format!("stopped: {reason}");
     }
     if let Some(problem) = &h.consumer_problem {

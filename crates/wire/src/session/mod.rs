@@ -528,12 +528,8 @@ impl Session {
         }
         // One snapshot per statement: every scan of a source shares the first
         // one's cut (see lambdadb_serving::snapshot::StatementSnapshots).
-        let df = match plan {
-            LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => {
-                self.ctx.execute_logical_plan(plan).await?
-            }
-            plan => lambdadb_serving::statement::one_snapshot(&self.ctx, plan),
-        };
+        // (`verify` refused DDL and statements: this is a query.)
+        let df = lambdadb_serving::statement::one_snapshot(&self.ctx, plan);
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let mut stream = df.execute_stream().await?;
         if let Some((key, versions)) = cache {
