@@ -3,8 +3,9 @@ lambdadb: at every checkpoint, each view's answer through the wire equals the
 same SQL run by DuckDB over every event produced so far.
 
 The stream has late events (5%, up to two hours early). Between checkpoints a
-seeded random schedule refreshes some views (sometimes while the next chunk is
-still being consumed) and restarts the server twice, so answers come from every
+seeded random schedule refreshes some views (incrementally, in full, or rolls
+them back to an older version; sometimes while the next chunk is still being
+consumed) and restarts the server twice, so answers come from every
 mix of batch version, folded speed state and events not folded yet.
 
 Column kinds: K group key, E exact (floats within 1e-9 relative), D approximate
@@ -190,7 +191,7 @@ def test_views_equal_the_oracle_at_every_checkpoint(broker, make_server, sql_dir
     server = make_server(broker.brokers, env=env, sql_dir=sql_dir)
     rng = random.Random(20261126)
     restarts = set(rng.sample(range(2, CHUNKS), 2))
-    files, total, refreshed = [], 0, 0
+    files, total, refreshed, rolled_back = [], 0, 0, 0
     for c in range(CHUNKS):
         f = generate(tmp_path / f"chunk{c}.jsonl", PER_CHUNK, seed=1000 + c,
                      start=(BASE + timedelta(seconds=c * PER_CHUNK / 2.0)).isoformat(),
@@ -198,10 +199,21 @@ def test_views_equal_the_oracle_at_every_checkpoint(broker, make_server, sql_dir
         files.append(f)
         produce(broker.brokers, "events", f)
         total += PER_CHUNK
-        # Refresh some views, sometimes while the chunk is still being consumed.
+        # Refresh some views (incrementally, in full, or back to an older
+        # version), sometimes while the chunk is still being consumed.
         for name, *_ in rng.sample(VIEWS, rng.randint(0, 6)):
-            server.query(f"REFRESH MATERIALIZED VIEW {name}")
-            refreshed += 1
+            how = rng.random()
+            older = server.query(
+                "SELECT version FROM lambdadb.view_versions WHERE view_name = %s "
+                "AND NOT serving AND current_definition ORDER BY version", (name,))
+            if how < 0.5 and older:
+                server.query(f"ALTER MATERIALIZED VIEW {name} ROLLBACK TO VERSION "
+                             f"{rng.choice(older)[0]}")
+                rolled_back += 1
+            else:
+                full = " FULL" if how > 0.8 else ""
+                server.query(f"REFRESH MATERIALIZED VIEW {name}{full}")
+                refreshed += 1
         if c in restarts:
             server.stop()
             server.start()
@@ -215,7 +227,9 @@ def test_views_equal_the_oracle_at_every_checkpoint(broker, make_server, sql_dir
             want = db.execute(duck or sql).fetchall()
             compare(name, kinds, got, want, c)
         db.close()
-    assert refreshed > 10
+    assert refreshed > 10 and rolled_back >= 2, (refreshed, rolled_back)
+    hows = dict(server.query("SELECT how, count(*) FROM lambdadb.view_versions GROUP BY how"))
+    assert hows.get("incremental", 0) >= 5 and hows.get("full", 0) >= len(VIEWS), hows
     # Every layer took part: batch versions, folded speed state, restarts.
     rows = server.query("SELECT count(*) FROM lambdadb.views WHERE batch_version > 0")
     assert rows[0][0] >= 10

@@ -16,15 +16,17 @@
 pub mod archive;
 pub mod durable;
 pub mod files;
+pub mod history;
 pub mod import;
 pub mod manifest;
 pub mod view;
 
 pub use archive::{ArchiveInput, Archiver};
 pub use files::files_table;
+pub use history::{RefreshKind, VersionPolicy, ViewHistory, ViewVersion};
 pub use import::{IMPORT_PARTITION, ImportSummary, import_paths};
 pub use manifest::{ArchiveFile, ImportedFrom, Manifest};
-pub use view::{ViewRun, ViewStore, ViewVersion};
+pub use view::{ViewRun, ViewStore};
 
 /// Errors of the batch layer.
 #[derive(Debug, thiserror::Error)]

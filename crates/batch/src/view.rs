@@ -1,5 +1,11 @@
 //! Batch view versions: a view's partial-state rows computed by DataFusion over a
 //! manifest snapshot, stamped with that snapshot's watermark, published atomically.
+//!
+//! A run is *full* (the partial query over every file of the snapshot) or
+//! *incremental* (the previous version's rows combined with the partial states
+//! of the files committed since its watermark): the serving layer decides and
+//! hands over the query and its inputs; this module writes, records and keeps
+//! the versions (see [`crate::history`]).
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -7,39 +13,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
 use datafusion::prelude::SessionContext;
 use lambdadb_common::Watermark;
 use parquet::arrow::ArrowWriter;
-use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use crate::durable::{publish, remove_temporaries, step, tmp_path, write_atomic};
+use crate::durable::{publish, remove_temporaries, step, tmp_path};
 use crate::files::files_table;
+use crate::history::{RefreshKind, VersionPolicy, ViewHistory, ViewVersion};
 use crate::{BatchError, Result, io_err};
-
-const CURRENT: &str = "current.json";
-/// Versions kept on disk behind the current one, for queries still reading them.
-const KEEP_OLD_VERSIONS: u64 = 2;
-
-/// One published batch view version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ViewVersion {
-    /// Number of the run that computed it; names its file (`v<version>.parquet`).
-    pub version: u64,
-    /// Source offsets folded into this version.
-    pub watermark: Watermark,
-    /// File name of the partial-state rows, relative to the view's directory.
-    pub file: String,
-    /// Partial-state rows in the file.
-    pub rows: u64,
-    /// The view's SQL this version was computed from; a different definition at
-    /// start-up makes this version unusable.
-    pub definition: String,
-    /// When the run finished writing, in milliseconds since the Unix epoch.
-    pub refreshed_at_ms: i64,
-    /// How long the run took, in milliseconds.
-    pub duration_ms: u64,
-}
 
 /// What a batch run computes: `sql` over the files of `source`.
 pub struct ViewRun<'a> {
@@ -48,52 +31,80 @@ pub struct ViewRun<'a> {
     pub ctx: SessionContext,
     /// The view's SQL, recorded in the version (see [`ViewVersion::definition`]).
     pub definition: &'a str,
-    /// The query computing the view's partial states over the source table.
-    pub partial_sql: &'a str,
-    /// The name the partial query reads the source by; `files` are registered under it.
+    /// The query computing the version's partial rows: the partial query over
+    /// the source table, or for an incremental run the combination of `base`
+    /// with it.
+    pub sql: &'a str,
+    /// Full or incremental (then `base` holds the previous version's rows).
+    pub how: RefreshKind,
+    /// For an incremental run: the name the previous version's partial rows are
+    /// registered under, the rows, and that version's `full_at_ms`.
+    pub base: Option<(&'a str, Arc<dyn TableProvider>, i64)>,
+    /// The name the query reads the source by; `files` are registered under it.
     pub source_name: &'a str,
     /// The source's physical schema (declared columns, then `_partition`, `_offset`).
     pub source_schema: SchemaRef,
-    /// Master dataset files of the manifest snapshot the run reads.
+    /// Master dataset files the run reads: every file of the snapshot for a
+    /// full run, the files above the base's watermark for an incremental one.
     pub files: Vec<PathBuf>,
+    /// Rows in `files` (for the version's cost figures).
+    pub input_rows: u64,
     /// That snapshot's watermark, stamped on the version.
     pub watermark: Watermark,
 }
 
 /// The directory of one view's versions.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ViewStore {
     dir: PathBuf,
+    policy: VersionPolicy,
+    history: std::sync::Mutex<ViewHistory>,
 }
 
 impl ViewStore {
-    /// Opens (or creates) a view's directory, removes temporaries, and loads its
-    /// current version, if one was published.
-    pub fn open(dir: &Path) -> Result<(Self, Option<ViewVersion>)> {
+    /// Opens (or creates) a view's directory, removes temporaries and version
+    /// files the history does not list (a crash between a version's file and
+    /// its record), and loads its history.
+    pub fn open(dir: &Path, policy: VersionPolicy) -> Result<Self> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         remove_temporaries(dir)?;
-        let path = dir.join(CURRENT);
-        let current = match fs::read(&path) {
-            Ok(bytes) => Some(
-                serde_json::from_slice(&bytes).map_err(|e| BatchError::Corrupt {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        Ok((
-            Self {
-                dir: dir.to_path_buf(),
-            },
-            current,
-        ))
+        let history = ViewHistory::load(dir)?;
+        for entry in fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".parquet") && !history.versions.iter().any(|v| v.file == name) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            policy,
+            history: std::sync::Mutex::new(history),
+        })
     }
 
-    /// The view's directory: version files and `current.json` live in it.
+    /// The view's directory: version files and `versions.json` live in it.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The versions kept and the one served.
+    pub fn history(&self) -> ViewHistory {
+        self.history.lock().expect("history lock").clone()
+    }
+
+    /// Serves kept version `n` from now on (recorded durably, so a restart
+    /// serves it too); `None` if it is not kept.
+    pub fn rollback(&self, n: u64) -> Result<Option<ViewVersion>> {
+        let mut history = self.history.lock().expect("history lock");
+        let Some(v) = history.get(n).cloned() else {
+            return Ok(None);
+        };
+        let mut next = history.clone();
+        next.current = Some(n);
+        next.save(&self.dir)?;
+        *history = next;
+        info!(view_dir = %self.dir.display(), version = n, "rolled back");
+        Ok(Some(v))
     }
 
     /// Path of the Parquet file holding `v`'s partial-state rows.
@@ -109,7 +120,14 @@ impl ViewStore {
             run.source_name,
             files_table(run.source_schema.clone(), &run.files)?,
         )?;
-        let df = ctx.sql(run.partial_sql).await?;
+        let full_at_ms = match &run.base {
+            Some((name, rows, full_at_ms)) => {
+                ctx.register_table(*name, rows.clone())?;
+                *full_at_ms
+            }
+            None => 0,
+        };
+        let df = ctx.sql(run.sql).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -117,7 +135,7 @@ impl ViewStore {
         let file = format!("v{version:010}.parquet");
         let path = self.dir.join(&file);
         let write_path = path.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
+        let bytes = tokio::task::spawn_blocking(move || -> Result<u64> {
             let tmp = tmp_path(&write_path);
             let f = File::create(&tmp).map_err(io_err(&tmp))?;
             let mut w = ArrowWriter::try_new(f, schema, None)?;
@@ -128,9 +146,10 @@ impl ViewStore {
             step("view.file", "written", &tmp)?;
             f.sync_all().map_err(io_err(&tmp))?;
             step("view.file", "synced", &tmp)?;
+            let bytes = f.metadata().map_err(io_err(&tmp))?.len();
             drop(f);
             publish(&tmp, &write_path, "view.file")?;
-            Ok(())
+            Ok(bytes)
         })
         .await
         .map_err(|e| BatchError::Io {
@@ -138,29 +157,43 @@ impl ViewStore {
             source: std::io::Error::other(e.to_string()),
         })??;
 
+        let now = chrono_now_ms();
         let v = ViewVersion {
             version,
             watermark: run.watermark,
             file,
             rows: rows as u64,
             definition: run.definition.to_string(),
-            refreshed_at_ms: chrono_now_ms(),
+            refreshed_at_ms: now,
             duration_ms: started.elapsed().as_millis() as u64,
+            how: run.how,
+            full_at_ms: match run.how {
+                RefreshKind::Full => now,
+                RefreshKind::Incremental => full_at_ms,
+            },
+            bytes,
+            input_files: run.files.len() as u64,
+            input_rows: run.input_rows,
         };
-        let bytes = serde_json::to_vec_pretty(&v).expect("version serializes");
-        write_atomic(&self.dir.join(CURRENT), &bytes, "view.current")?;
-        self.remove_old(version);
-        info!(view_dir = %self.dir.display(), version, rows, watermark = %v.watermark, ms = v.duration_ms, "published batch view");
+        self.publish(v.clone())?;
+        info!(view_dir = %self.dir.display(), version, rows, how = v.how.as_str(), input_files = v.input_files, watermark = %v.watermark, ms = v.duration_ms, "published batch view");
         Ok(v)
     }
 
-    fn remove_old(&self, current: u64) {
-        if let Some(old) = current
-            .checked_sub(KEEP_OLD_VERSIONS + 1)
-            .filter(|v| *v > 0)
-        {
-            let _ = fs::remove_file(self.dir.join(format!("v{old:010}.parquet")));
+    /// Records `v` as the served version, then deletes the files of the
+    /// versions the policy no longer keeps.
+    fn publish(&self, v: ViewVersion) -> Result<()> {
+        let mut history = self.history.lock().expect("history lock");
+        let mut next = history.clone();
+        next.current = Some(v.version);
+        next.versions.push(v);
+        let dropped = next.retain(self.policy, chrono_now_ms());
+        next.save(&self.dir)?;
+        *history = next;
+        for old in dropped {
+            let _ = fs::remove_file(self.dir.join(&old.file));
         }
+        Ok(())
     }
 }
 

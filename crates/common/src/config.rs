@@ -93,6 +93,20 @@ pub struct Config {
     /// How often every materialized view is recomputed by the batch layer; 0 disables.
     #[serde(with = "duration_str")]
     pub refresh_interval: Duration,
+    /// A refresh (scheduled or `REFRESH MATERIALIZED VIEW v`) merges the new
+    /// files into the view's last version, at the cost of the new data; once the
+    /// last full recompute from the whole master dataset is older than this, the
+    /// next refresh is a full one (how a fix of a view's bug reaches history
+    /// without a `REFRESH ... FULL`). 0: every refresh is full.
+    #[serde(with = "duration_str")]
+    pub full_refresh_interval: Duration,
+    /// Batch versions kept per view for `ALTER MATERIALIZED VIEW v ROLLBACK TO
+    /// VERSION n` (at least 2; the served version is always kept).
+    pub view_versions_keep: usize,
+    /// Versions older than this are removed even within `view_versions_keep`
+    /// (the served one and the newest two stay); 0: no age limit.
+    #[serde(with = "duration_str")]
+    pub view_versions_max_age: Duration,
     /// How often each view's speed state folds in the events that arrived since
     /// the last fold. Queries merge the events not folded yet themselves, so this
     /// bounds their work, never their freshness.
@@ -187,6 +201,9 @@ impl Default for Config {
             micro_batch_wait: Duration::from_millis(5),
             archive_interval: Duration::from_secs(10),
             refresh_interval: Duration::from_secs(60),
+            full_refresh_interval: Duration::from_secs(24 * 3600),
+            view_versions_keep: 10,
+            view_versions_max_age: Duration::from_secs(7 * 24 * 3600),
             speed_fold_interval: Duration::from_millis(200),
             result_cache_size: "256MB".into(),
             rejected_keep: 10_000,
@@ -412,18 +429,19 @@ fn machine_memory() -> Option<usize> {
     Some(kb * 1024)
 }
 
-/// Parses `250ms`, `10s`, `5m`, `1h` (and a bare number of seconds).
+/// Parses `250ms`, `10s`, `5m`, `1h`, `7d` (and a bare number of seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (num, unit) = split_unit(text);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("'{text}' is not a duration such as 500ms, 10s, 5m or 1h"))?;
+        .map_err(|_| format!("'{text}' is not a duration such as 500ms, 10s, 5m, 1h or 7d"))?;
     let d = match unit.trim() {
         "" | "s" => Duration::from_secs(n),
         "ms" => Duration::from_millis(n),
         "m" | "min" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("'{text}': unknown unit, use ms, s, m or h")),
+        "d" => Duration::from_secs(n * 24 * 3600),
+        _ => return Err(format!("'{text}': unknown unit, use ms, s, m, h or d")),
     };
     Ok(d)
 }

@@ -53,7 +53,7 @@ impl Engine {
                 loop {
                     tick.tick().await;
                     for v in engine.views() {
-                        if let Err(e) = engine.refresh(&v.name).await {
+                        if let Err(e) = engine.refresh(&v.name, false).await {
                             error!(view = %v.name, "scheduled refresh failed: {e}");
                         }
                     }

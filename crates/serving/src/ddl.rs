@@ -38,10 +38,20 @@ pub enum CatalogStatement {
         /// With `IF NOT EXISTS`: an existing relation of that name makes it a no-op.
         if_not_exists: bool,
     },
-    /// `REFRESH MATERIALIZED VIEW name`: a new batch version of the view.
+    /// `REFRESH MATERIALIZED VIEW name [FULL]`: a new batch version of the view.
     Refresh {
         /// The view to refresh, normalized.
         name: String,
+        /// With `FULL`: recomputed from the whole master dataset, never
+        /// incrementally (how a fixed bug in a view reaches its history).
+        full: bool,
+    },
+    /// `ALTER MATERIALIZED VIEW name ROLLBACK TO VERSION n`: serve a kept version again.
+    Rollback {
+        /// The view, normalized.
+        name: String,
+        /// The version to serve (`lambdadb.view_versions`).
+        version: u64,
     },
     /// `DROP MATERIALIZED VIEW [IF EXISTS] names`.
     DropViews {
@@ -66,7 +76,10 @@ impl CatalogStatement {
         match self {
             CatalogStatement::CreateSource { spec, .. } => format!("CREATE TABLE {}", spec.name),
             CatalogStatement::CreateView { name, .. } => format!("CREATE MATERIALIZED VIEW {name}"),
-            CatalogStatement::Refresh { name } => format!("REFRESH MATERIALIZED VIEW {name}"),
+            CatalogStatement::Refresh { name, .. } => format!("REFRESH MATERIALIZED VIEW {name}"),
+            CatalogStatement::Rollback { name, version } => {
+                format!("ALTER MATERIALIZED VIEW {name} ROLLBACK TO VERSION {version}")
+            }
             CatalogStatement::DropViews { names, .. } => {
                 format!("DROP MATERIALIZED VIEW {}", names.join(", "))
             }
@@ -75,33 +88,63 @@ impl CatalogStatement {
     }
 }
 
-/// `REFRESH MATERIALIZED VIEW [CONCURRENTLY] name`, which sqlparser does not parse
-/// as a statement; the name is parsed as one (quoted names hold anything).
+/// `REFRESH MATERIALIZED VIEW [CONCURRENTLY] name [FULL]` and `ALTER
+/// MATERIALIZED VIEW name ROLLBACK TO VERSION n`, which sqlparser does not parse
+/// as statements; names are parsed as such (quoted names hold anything).
+/// `None`: the text is neither.
 pub fn parse_refresh(sql: &str) -> Option<Result<CatalogStatement>> {
-    let first = sql.split_whitespace().next()?;
-    if !first.eq_ignore_ascii_case("refresh") {
+    let mut words = sql.split_whitespace();
+    let first = words.next()?;
+    let refresh = first.eq_ignore_ascii_case("refresh");
+    let alter_view = first.eq_ignore_ascii_case("alter")
+        && words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("materialized"));
+    if !refresh && !alter_view {
         return None;
     }
-    let syntax =
-        || QueryError::Syntax("syntax error: expected REFRESH MATERIALIZED VIEW name".into());
+    let expected = if refresh {
+        "REFRESH MATERIALIZED VIEW name [FULL]"
+    } else {
+        "ALTER MATERIALIZED VIEW name ROLLBACK TO VERSION n (the only ALTER of a materialized view)"
+    };
+    let syntax = || QueryError::Syntax(format!("syntax error: expected {expected}"));
     let mut parser = match Parser::new(&PostgreSqlDialect {}).try_with_sql(sql) {
         Ok(p) => p,
         Err(e) => return Some(Err(QueryError::Syntax(e.to_string()))),
     };
-    if !parser.parse_keywords(&[Keyword::REFRESH, Keyword::MATERIALIZED, Keyword::VIEW]) {
+    let lead = if refresh {
+        Keyword::REFRESH
+    } else {
+        Keyword::ALTER
+    };
+    if !parser.parse_keywords(&[lead, Keyword::MATERIALIZED, Keyword::VIEW]) {
         return Some(Err(syntax()));
     }
-    let _ = parser.parse_keyword(Keyword::CONCURRENTLY);
+    if refresh {
+        let _ = parser.parse_keyword(Keyword::CONCURRENTLY);
+    }
     let Ok(name) = parser.parse_object_name(false) else {
         return Some(Err(syntax()));
+    };
+    let name = object_name(&name);
+    let statement = if refresh {
+        let full = parser.parse_keyword(Keyword::FULL);
+        CatalogStatement::Refresh { name, full }
+    } else {
+        if !parser.parse_keywords(&[Keyword::ROLLBACK, Keyword::TO, Keyword::VERSION]) {
+            return Some(Err(syntax()));
+        }
+        let Ok(version) = parser.parse_literal_uint() else {
+            return Some(Err(syntax()));
+        };
+        CatalogStatement::Rollback { name, version }
     };
     while parser.consume_token(&Token::SemiColon) {}
     if parser.peek_token().token != Token::EOF {
         return Some(Err(syntax()));
     }
-    Some(Ok(CatalogStatement::Refresh {
-        name: object_name(&name),
-    }))
+    Some(Ok(statement))
 }
 
 /// Recognises catalog statements among parsed ones; `None` means "DataFusion's".
@@ -339,7 +382,7 @@ mod tests {
 
     #[test]
     fn refresh() {
-        let Some(Ok(CatalogStatement::Refresh { name })) =
+        let Some(Ok(CatalogStatement::Refresh { name, full: false })) =
             parse_refresh("refresh materialized view Events_Hourly;")
         else {
             panic!()
@@ -347,5 +390,34 @@ mod tests {
         assert_eq!(name, "events_hourly");
         assert!(parse_refresh("SELECT 1").is_none());
         assert!(matches!(parse_refresh("REFRESH VIEW x"), Some(Err(_))));
+        assert!(matches!(
+            parse_refresh("REFRESH MATERIALIZED VIEW v FULL"),
+            Some(Ok(CatalogStatement::Refresh { full: true, .. }))
+        ));
+        assert!(matches!(
+            parse_refresh("REFRESH MATERIALIZED VIEW v FULL please"),
+            Some(Err(QueryError::Syntax(_)))
+        ));
+    }
+
+    #[test]
+    fn rollback() {
+        let Some(Ok(CatalogStatement::Rollback { name, version })) =
+            parse_refresh("alter materialized view \"V\" rollback to version 12;")
+        else {
+            panic!()
+        };
+        assert_eq!((name.as_str(), version), ("V", 12));
+        assert!(parse_refresh("ALTER TABLE t ADD COLUMN x int").is_none());
+        for bad in [
+            "ALTER MATERIALIZED VIEW v RENAME TO w",
+            "ALTER MATERIALIZED VIEW v ROLLBACK TO VERSION -1",
+            "ALTER MATERIALIZED VIEW v ROLLBACK TO VERSION x",
+        ] {
+            assert!(
+                matches!(parse_refresh(bad), Some(Err(QueryError::Syntax(_)))),
+                "{bad}"
+            );
+        }
     }
 }

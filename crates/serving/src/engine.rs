@@ -243,12 +243,28 @@ impl Engine {
             .collect()
     }
 
-    /// `REFRESH MATERIALIZED VIEW name`: a new batch version over the whole master dataset.
-    pub async fn refresh(&self, name: &str) -> Result<Arc<ViewVersion>> {
+    /// `REFRESH MATERIALIZED VIEW name [FULL]`: a new batch version, merged
+    /// from the new files into the last one or, when `full` or due, recomputed
+    /// from the whole master dataset.
+    pub async fn refresh(&self, name: &str, full: bool) -> Result<Arc<ViewVersion>> {
         let view = self.view(name).ok_or_else(|| {
             QueryError::UndefinedTable(format!("materialized view \"{name}\" does not exist"))
         })?;
-        view.refresh().await
+        view.refresh(full).await
+    }
+
+    /// What a view needs from the server: directories, settings, runtime, policies.
+    pub fn view_env(&self) -> crate::view::ViewEnv {
+        crate::view::ViewEnv {
+            data_dir: self.data_dir().to_path_buf(),
+            config: self.session_config(),
+            runtime: self.background_runtime(),
+            full_refresh_interval: self.config.full_refresh_interval,
+            versions: lambdadb_batch::VersionPolicy {
+                keep: self.config.view_versions_keep,
+                max_age_ms: self.config.view_versions_max_age.as_millis() as u64,
+            },
+        }
     }
 
     /// The `.sql` files of `dir` in name order, with their text.

@@ -65,9 +65,18 @@ impl Engine {
                     .await?;
                 Ok(Executed::tag("CREATE MATERIALIZED VIEW"))
             }
-            CatalogStatement::Refresh { name } => {
-                self.refresh(&name).await?;
+            CatalogStatement::Refresh { name, full } => {
+                self.refresh(&name, full).await?;
                 Ok(Executed::tag("REFRESH MATERIALIZED VIEW"))
+            }
+            CatalogStatement::Rollback { name, version } => {
+                let view = self.view(&name).ok_or_else(|| {
+                    QueryError::UndefinedTable(format!(
+                        "materialized view \"{name}\" does not exist"
+                    ))
+                })?;
+                view.rollback(version).await?;
+                Ok(Executed::tag("ALTER MATERIALIZED VIEW"))
             }
             CatalogStatement::Import { table, path } => {
                 let summary = self.import(&table, Path::new(&path)).await?;
@@ -270,7 +279,7 @@ impl Engine {
         let view = self.open_view(name.to_string(), query, d).await?;
         let computed = match view.current() {
             Some(_) => Ok(()),
-            None => view.refresh().await.map(|_| ()),
+            None => view.refresh(false).await.map(|_| ()),
         };
         if let Err(e) = computed.and_then(|()| self.catalog_log().declared(name, sql)) {
             self.views.write().expect("views lock").remove(name);
@@ -295,18 +304,8 @@ impl Engine {
         d: lambdadb_views::Decomposition,
     ) -> Result<Arc<ViewState>> {
         let source = self.source(&d.source).expect("checked by decompose");
-        let view = Arc::new(
-            ViewState::open(
-                name.clone(),
-                query,
-                d,
-                source,
-                self.data_dir(),
-                self.session_config(),
-                self.background_runtime(),
-            )
-            .await?,
-        );
+        let view =
+            Arc::new(ViewState::open(name.clone(), query, d, source, self.view_env()).await?);
         self.views
             .write()
             .expect("views lock")
@@ -383,7 +382,7 @@ impl Engine {
             tokio::spawn(async move {
                 for v in engine.views() {
                     if Arc::ptr_eq(&v.source, &source)
-                        && let Err(e) = v.refresh().await
+                        && let Err(e) = v.refresh(false).await
                     {
                         warn!(view = %v.name, "recomputing the view after an import failed (queries still include the imported rows; the next refresh retries): {e}");
                     }

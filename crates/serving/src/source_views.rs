@@ -178,11 +178,7 @@ mod tests {
         let version = Arc::new(ViewVersion {
             version: 9,
             watermark: Watermark::new(),
-            file: String::new(),
-            rows: 0,
-            definition: String::new(),
-            refreshed_at_ms: 0,
-            duration_ms: 0,
+            ..ViewVersion::default()
         });
         assert!(!s.swap_version("v", 1, version.clone()), "nor its version");
         assert!(s.swap_version("v", 2, version));

@@ -11,7 +11,9 @@ use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionConfig;
-use lambdadb_batch::{ViewRun, ViewStore, ViewVersion, files_table};
+use lambdadb_batch::{
+    RefreshKind, VersionPolicy, ViewHistory, ViewRun, ViewStore, ViewVersion, files_table,
+};
 use lambdadb_pgcompat::{QueryError, Result};
 use lambdadb_views::{Decomposition, Folder, ViewPlan, conform};
 use tracing::{debug, warn};
@@ -27,6 +29,22 @@ const IN_MEMORY_LIMIT: u64 = 256 << 20;
 
 /// Gives every `ViewState` (every definition of a view) its own identity.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Where a view keeps its versions and how it refreshes them (the engine's settings).
+#[derive(Clone)]
+pub struct ViewEnv {
+    /// The server's data directory; the view's versions live under it.
+    pub data_dir: std::path::PathBuf,
+    /// Settings batch runs and folds plan the partial query with.
+    pub config: SessionConfig,
+    /// Where batch runs and folds execute: the server's shared memory pool.
+    pub runtime: Arc<RuntimeEnv>,
+    /// `full_refresh_interval`: a refresh is full once the last full one is
+    /// older than this (zero: always).
+    pub full_refresh_interval: std::time::Duration,
+    /// Which versions are kept for rollback.
+    pub versions: VersionPolicy,
+}
 
 /// One materialized view: definition, merge plan, source, stored batch versions and folder.
 pub struct ViewState {
@@ -59,10 +77,8 @@ pub struct ViewState {
     pub fold_stats: FoldStats,
     /// Runs folds (used under the source's fold lock only).
     folder: Folder,
-    /// Settings batch runs and folds plan the partial query with (the serving layer's).
-    config: SessionConfig,
-    /// Where batch runs and folds execute: the server's shared memory pool.
-    runtime: Arc<RuntimeEnv>,
+    /// Settings, runtime and refresh policy.
+    env: ViewEnv,
 }
 
 impl std::fmt::Debug for ViewState {
@@ -81,21 +97,23 @@ impl ViewState {
         definition: String,
         decomposition: Decomposition,
         source: Arc<SourceState>,
-        data_dir: &std::path::Path,
-        config: SessionConfig,
-        runtime: Arc<RuntimeEnv>,
+        env: ViewEnv,
     ) -> Result<Self> {
         let plan = ViewPlan::try_new(
-            &context(config.clone(), None),
+            &context(env.config.clone(), None),
             decomposition,
             source.spec.physical_schema(),
         )
         .await
         .map_err(from_view)?;
-        let (store, stored) =
-            ViewStore::open(&crate::layout::view_dir(data_dir, &name)?).map_err(from_batch)?;
-        let last_version = stored.as_ref().map(|v| v.version).unwrap_or(0);
-        let current = match stored {
+        let store = ViewStore::open(
+            &crate::layout::view_dir(&env.data_dir, &name)?,
+            env.versions,
+        )
+        .map_err(from_batch)?;
+        let history = store.history();
+        let last_version = history.last_number();
+        let current = match history.current().cloned() {
             Some(v) if v.definition == definition => Some(Arc::new(v)),
             Some(v) => {
                 warn!(view = %name, version = v.version, "the definition changed; the stored batch version is not used and the view is recomputed from the master dataset");
@@ -117,9 +135,8 @@ impl ViewState {
             refresh_lock: tokio::sync::Mutex::new(()),
             loaded: std::sync::Mutex::new(None),
             fold_stats: FoldStats::default(),
-            folder: Folder::new(context(config.clone(), Some(runtime.clone()))),
-            config,
-            runtime,
+            folder: Folder::new(context(env.config.clone(), Some(env.runtime.clone()))),
+            env,
         };
         view.source.attach_view(&view.name, view.id, current);
         Ok(view)
@@ -137,6 +154,11 @@ impl ViewState {
         if let Err(e) = std::fs::remove_dir_all(self.store.dir()) {
             warn!(view = %self.name, "cannot remove the view's batch versions: {e}");
         }
+    }
+
+    /// The versions kept for rollback and the one recorded as served.
+    pub fn history(&self) -> ViewHistory {
+        self.store.history()
     }
 
     /// The batch version served now, if the view has one.
@@ -270,10 +292,11 @@ impl ViewState {
         Ok(())
     }
 
-    /// Archives what the source consumed, recomputes the view over the whole
-    /// master dataset, publishes the new version and rebuilds the speed state
-    /// above it.
-    pub async fn refresh(&self) -> Result<Arc<ViewVersion>> {
+    /// Archives what the source consumed, computes a new batch version (over
+    /// the whole master dataset when `full` or when the policy asks for it,
+    /// else incrementally, see [`Self::incremental_base`]), publishes it and
+    /// rebuilds the speed state above it.
+    pub async fn refresh(&self, full: bool) -> Result<Arc<ViewVersion>> {
         let _one_at_a_time = self.refresh_lock.lock().await;
         if self.retired.load(Ordering::SeqCst) {
             return Err(QueryError::UndefinedTable(format!(
@@ -281,18 +304,49 @@ impl ViewState {
                 self.name
             )));
         }
-        let result = self.refresh_locked().await;
+        let result = self.refresh_locked(full).await;
         Self::note(&self.refresh_error, "refresh", &result);
         result
     }
 
-    async fn refresh_locked(&self) -> Result<Arc<ViewVersion>> {
+    /// The version an incremental run starts from: the one served, unless a
+    /// full run is due (`full_refresh_interval` since the last full one).
+    fn incremental_base(&self) -> Option<Arc<ViewVersion>> {
+        let base = self.current()?;
+        let every = self.env.full_refresh_interval;
+        let age_ms = now_ms().saturating_sub(base.full_at_ms);
+        (!every.is_zero() && base.full_at_ms > 0 && (age_ms as u128) < every.as_millis())
+            .then_some(base)
+    }
+
+    async fn refresh_locked(&self, full: bool) -> Result<Arc<ViewVersion>> {
         let manifest = self.source.archive().await?;
-        let files: Vec<_> = manifest
-            .files
-            .iter()
-            .map(|f| self.source.dir().join(&f.path))
-            .collect();
+        let base = if full { None } else { self.incremental_base() };
+        let dir = self.source.dir();
+        let (files, input_rows): (Vec<_>, u64) = match &base {
+            // Whole files: every version's watermark was a manifest's, and
+            // file boundaries are always at such watermarks.
+            Some(b) => manifest
+                .files
+                .iter()
+                .filter(|f| f.first_offset >= b.watermark.next(f.partition))
+                .fold((vec![], 0), |(mut paths, rows), f| {
+                    paths.push(dir.join(&f.path));
+                    (paths, rows + f.rows)
+                }),
+            None => (
+                manifest.files.iter().map(|f| dir.join(&f.path)).collect(),
+                manifest.rows(),
+            ),
+        };
+        let base_rows = match &base {
+            Some(b) => Some((
+                lambdadb_views::BATCH_PARTS,
+                self.batch_table(Some(b))?,
+                b.full_at_ms,
+            )),
+            None => None,
+        };
         let version = self.last_version.fetch_add(1, Ordering::SeqCst) + 1;
         let d = &self.plan.decomposition;
         let v = self
@@ -300,26 +354,92 @@ impl ViewState {
             .run(
                 version,
                 ViewRun {
-                    ctx: context(self.config.clone(), Some(self.runtime.clone())),
+                    ctx: context(self.env.config.clone(), Some(self.env.runtime.clone())),
                     definition: &self.definition,
-                    partial_sql: &d.partial_sql,
+                    sql: if base.is_some() {
+                        &d.incremental_sql
+                    } else {
+                        &d.partial_sql
+                    },
+                    how: if base.is_some() {
+                        RefreshKind::Incremental
+                    } else {
+                        RefreshKind::Full
+                    },
+                    base: base_rows,
                     source_name: &d.source,
                     source_schema: self.source.spec.physical_schema(),
                     files,
+                    input_rows,
                     watermark: manifest.watermark.clone(),
                 },
             )
             .await
             .map_err(from_batch)?;
-        let v = Arc::new(v);
+        self.serve(Arc::new(v)).await
+    }
+
+    /// Serves `v` from now on and rebuilds the speed state above its watermark.
+    async fn serve(&self, v: Arc<ViewVersion>) -> Result<Arc<ViewVersion>> {
         let _no_fold = self.source.fold_lock().lock().await;
         self.source.swap_version(&self.name, self.id, v.clone());
         // Until this fold, queries read the events above the version from files.
         if let Err(e) = self.fold_locked().await {
-            warn!(view = %self.name, "fold after refresh failed, queries read the events from files meanwhile: {e}");
+            warn!(view = %self.name, "fold after a version swap failed, queries read the events from files meanwhile: {e}");
         }
         Ok(v)
     }
+
+    /// `ALTER MATERIALIZED VIEW name ROLLBACK TO VERSION n`: serves kept version
+    /// `n` again (recorded, so a restart serves it too); the speed part is
+    /// rebuilt from its watermark, so the answer stays exact. Later refreshes
+    /// start from it.
+    pub async fn rollback(&self, n: u64) -> Result<Arc<ViewVersion>> {
+        let _one_at_a_time = self.refresh_lock.lock().await;
+        let history = self.store.history();
+        let Some(v) = history.get(n) else {
+            let kept: Vec<String> = history
+                .versions
+                .iter()
+                .filter(|v| v.definition == self.definition)
+                .map(|v| v.version.to_string())
+                .collect();
+            return Err(QueryError::UndefinedObject(format!(
+                "materialized view \"{}\" keeps no version {n}; the versions kept are {} (see lambdadb.view_versions)",
+                self.name,
+                if kept.is_empty() {
+                    "none".to_string()
+                } else {
+                    kept.join(", ")
+                }
+            )));
+        };
+        if v.definition != self.definition {
+            return Err(QueryError::NotInPrerequisiteState(format!(
+                "version {n} of materialized view \"{}\" was computed from an earlier definition; only versions of the current definition can be served",
+                self.name
+            )));
+        }
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(QueryError::UndefinedTable(format!(
+                "materialized view \"{}\" was replaced or dropped meanwhile",
+                self.name
+            )));
+        }
+        let v = self
+            .store
+            .rollback(n)
+            .map_err(from_batch)?
+            .expect("checked above under the refresh lock");
+        self.serve(Arc::new(v)).await
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Folds since start-up: how many, the events they covered, their time.

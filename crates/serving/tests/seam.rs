@@ -121,7 +121,7 @@ async fn every_query_counts_each_event_once_while_the_seam_moves() {
                             }
                         }
                         _ => {
-                            engine.refresh("by_k").await.unwrap();
+                            engine.refresh("by_k", false).await.unwrap();
                         }
                     }
                     tokio::time::sleep(Duration::from_millis(30)).await;

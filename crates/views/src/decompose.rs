@@ -44,6 +44,11 @@ pub struct Decomposition {
     /// Partial rows folded into fewer partial rows of the same schema:
     /// `SELECT __g0, .., combine(__p0) AS __p0, .. FROM SPEED_PARTS GROUP BY __g0, ..`.
     pub combine_sql: String,
+    /// An incremental batch run: the previous version's partial rows
+    /// (`BATCH_PARTS`) and the partial states of the events committed since its
+    /// watermark (the source table) combined into the new version's rows.
+    /// Partial states merge exactly, so this equals a run over everything.
+    pub incremental_sql: String,
     /// Output column names, in order.
     pub columns: Vec<String>,
 }
@@ -246,10 +251,19 @@ pub fn decompose(
             .enumerate()
             .map(|(i, f)| format!("{f}(__p{i}) AS __p{i}")),
     );
-    let mut combine_sql = format!("SELECT {} FROM {SPEED_PARTS}", combine_items.join(", "));
-    if !group_keys.is_empty() {
-        combine_sql.push_str(&format!(" GROUP BY {}", group_keys.join(", ")));
-    }
+    let combine_group = if group_keys.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", group_keys.join(", "))
+    };
+    let combine_sql = format!(
+        "SELECT {} FROM {SPEED_PARTS}{combine_group}",
+        combine_items.join(", ")
+    );
+    let incremental_sql = format!(
+        "SELECT {} FROM (SELECT * FROM {BATCH_PARTS} UNION ALL {partial_sql}) AS __parts{combine_group}",
+        combine_items.join(", ")
+    );
     let mut merge_tail = String::new();
     if !group_keys.is_empty() {
         merge_tail.push_str(&format!(" GROUP BY {}", group_keys.join(", ")));
@@ -261,6 +275,7 @@ pub fn decompose(
         merge_select: merge_items.join(", "),
         merge_tail,
         combine_sql,
+        incremental_sql,
         columns,
     })
 }

@@ -61,6 +61,7 @@ impl ViewPlan {
         let merge_plan = merged.into_optimized_plan()?;
         // The combine query must give back the partial schema's types (after casts).
         ctx.sql(&decomposition.combine_sql).await?;
+        ctx.sql(&decomposition.incremental_sql).await?;
         Ok(Self {
             decomposition,
             schema,

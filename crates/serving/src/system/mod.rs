@@ -2,6 +2,7 @@
 
 mod columns;
 mod freshness;
+mod versions;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub const TABLES: &[&str] = &[
     "rejected_messages",
     "freshness",
     "cache",
+    "view_versions",
 ];
 
 /// System table `name`, built from the engine's state now; `None` if there is none.
@@ -32,6 +34,7 @@ pub fn table(engine: &Engine, name: &str) -> Result<Option<Arc<dyn TableProvider
         "rejected_messages" => rejected(engine)?,
         "freshness" => freshness::freshness(engine)?,
         "cache" => crate::resultcache::stats_batch(engine)?,
+        "view_versions" => versions::view_versions(engine)?,
         _ => return Ok(None),
     };
     Ok(Some(Arc::new(MemTable::try_new(
@@ -176,7 +179,11 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         Field::new("fold_ms", DataType::Float64, false),
         Field::new("definition", DataType::Utf8, false),
         Field::new("status", DataType::Utf8, false),
+        Field::new("refresh_how", DataType::Utf8, true),
+        Field::new("refresh_input_rows", DataType::Int64, true),
+        Field::new("versions_kept", DataType::Int64, false),
     ]));
+    let (mut rhow, mut rin, mut kept) = (vec![], vec![], vec![]);
     let mut vstatus = vec![];
     let (mut nf, mut fe, mut fms) = (vec![], vec![], vec![]);
     let (mut sev, mut spr, mut sgr, mut sby, mut fat) = (vec![], vec![], vec![], vec![], vec![]);
@@ -203,6 +210,9 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         rows.push(cur.as_ref().map(|c| c.rows as i64).unwrap_or(0));
         at.push(cur.as_ref().map(|c| c.refreshed_at_ms));
         ms.push(cur.as_ref().map(|c| c.duration_ms as i64));
+        rhow.push(cur.as_ref().map(|c| c.how.as_str()));
+        rin.push(cur.as_ref().map(|c| c.input_rows as i64));
+        kept.push(v.history().versions.len() as i64);
         let speed = v.speed().unwrap_or_default();
         let keys = v
             .plan
@@ -244,6 +254,9 @@ fn views(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(arrow::array::Float64Array::from(fms)),
         Arc::new(StringArray::from(def)),
         Arc::new(StringArray::from(vstatus)),
+        Arc::new(StringArray::from(rhow)),
+        Arc::new(Int64Array::from(rin)),
+        Arc::new(Int64Array::from(kept)),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
 }
