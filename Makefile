@@ -6,20 +6,22 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BIN := $(TARGET_DIR)/debug/lambdadb
 DEMO_DATA := $(CURDIR)/target/demo-data
 
-.PHONY: run test faults build build-test unit integration bench fmt clippy setup-build setup-test
+.PHONY: run test faults build build-test unit integration integration-s3 bench fmt clippy setup-build setup-test
 
 ## Build and start the server with the embedded broker and the demo clickstream.
 run: setup-build build
 	LAMBDADB_DATA_DIR=$(DEMO_DATA) $(BIN) serve
 
-## Everything: unit tests, then integration tests against a real broker and clients.
-test: setup-test build-test unit integration
+## Everything: unit tests, then integration tests against a real broker and clients,
+## then the batch-layer tests again with the master dataset in S3 (moto).
+test: setup-test build-test unit integration integration-s3
 
 ## The benchmark suite against DuckDB, DataFusion and PostgreSQL (release build):
 ## writes bench/RESULTS.md and bench/charts/, prints the summary table last.
 bench: setup-test
 	$(CARGO) build --release -p lambdadb
 	.venv/bin/python bench/run.py --bin $(TARGET_DIR)/release/lambdadb
+	.venv/bin/python bench/age.py --bin $(TARGET_DIR)/release/lambdadb
 
 ## The fault-injection suite at full size: kill -9 at 20 random instants over
 ## 1,000,000 events, a crash at every failpoint, a full disk, a 30 s broker
@@ -49,6 +51,15 @@ unit:
 
 integration: build-test
 	LAMBDADB_TEST_BIN=$(BIN) .venv/bin/python -m pytest -v integration
+
+# The tests that touch the batch layer, with every server's master dataset in an
+# S3-compatible store (a moto server per test, see integration/conftest.py).
+S3_TESTS := test_delta_table.py test_compaction.py test_pipeline.py test_view_oracle.py test_view_versions.py test_import.py \
+	test_catalog_persist.py test_fault_holes.py
+
+integration-s3: build-test
+	LAMBDADB_TEST_STORE=s3 LAMBDADB_TEST_BIN=$(BIN) .venv/bin/python -m pytest -v \
+		$(addprefix integration/,$(S3_TESTS))
 
 fmt:
 	$(CARGO) fmt --all

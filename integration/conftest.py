@@ -1,11 +1,13 @@
+import os
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import Server, Tansu, generate, produce, read_events  # noqa: E402
+from harness import Moto, Server, Tansu, generate, produce, read_events  # noqa: E402
 from pgref import Postgres  # noqa: E402
 
 
@@ -23,13 +25,64 @@ def broker(logs):
     b.stop()
 
 
+class MasterStore:
+    """Where the servers of one test keep their master dataset, chosen by the
+    environment variable LAMBDADB_TEST_STORE: "local" (the default: under each
+    server's data_dir) or "s3" (one moto server per test, started at first use;
+    every server of the test uses the same prefix in its bucket, so a restarted
+    server, or a second one on the same data_dir, finds the same dataset)."""
+
+    def __init__(self, log_dir):
+        self.kind = os.environ.get("LAMBDADB_TEST_STORE") or "local"
+        if self.kind not in ("local", "s3"):
+            raise ValueError(f"LAMBDADB_TEST_STORE={self.kind!r}: expected local or s3")
+        self.prefix = "t" + uuid.uuid4().hex[:8]
+        self._log_dir = log_dir
+        self._moto = None
+
+    @property
+    def moto(self):
+        """The test's Moto (started now if not yet), or None when local."""
+        if self.kind == "s3" and self._moto is None:
+            self._moto = Moto(self._log_dir)
+        return self._moto
+
+    def server_env(self):
+        """What a server needs in its environment to keep its master dataset here."""
+        return self.moto.server_env(self.prefix) if self.kind == "s3" else {}
+
+    def delta_url(self, data_dir, table="events"):
+        """The URL a Delta reader opens for the master dataset of source `table`."""
+        if self.kind == "s3":
+            return f"s3://{self.moto.bucket}/{self.prefix}/{table}"
+        return str(Path(data_dir) / "sources" / table)
+
+    def storage_options(self):
+        """The `storage_options` for `deltalake` to read `delta_url(...)`."""
+        return self.moto.storage_options() if self.kind == "s3" else {}
+
+    def stop(self):
+        if self._moto is not None:
+            self._moto.stop()
+
+
 @pytest.fixture
-def make_server(tmp_path, logs, request):
+def master_store(logs):
+    """The test's MasterStore; `make_server` puts every server's master dataset there."""
+    store = MasterStore(logs)
+    yield store
+    store.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path, logs, request, master_store):
     """Starts lambdadb servers; stops every one at the end and shows their logs
-    when the test failed."""
+    when the test failed. Each server keeps its master dataset in `master_store`
+    (environment entries passed by the test win over the store's)."""
     servers = []
 
     def make(brokers, data_dir=None, env=None, config=None, start=True, sql_dir=None):
+        env = {**master_store.server_env(), **(env or {})}
         s = Server(brokers, data_dir or tmp_path / "data", logs, env, config, sql_dir)
         servers.append(s)
         return s.start() if start else s

@@ -1,6 +1,7 @@
-"""Real processes for integration tests: a Tansu broker, the lambdadb server,
-`lambdadb generate` / `lambdadb produce`, and an oracle that computes the demo view
-outside lambdadb. Every process started here is stopped by its owner."""
+"""Real processes for integration tests: a Tansu broker, an S3 store (moto), the
+lambdadb server, `lambdadb generate` / `lambdadb produce`, and an oracle that
+computes the demo view outside lambdadb. Every process started here is stopped by
+its owner."""
 
 import json
 import math
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -106,6 +108,58 @@ class MockBroker:
     def stop(self):
         # Closing its standard input is how the mock broker is told to exit.
         stop_process(self.proc, self.log, self.proc.stdin.close)
+
+
+class Moto:
+    """An S3-compatible store (moto's server, in memory) on a free loopback port,
+    with one bucket, for keeping a server's master dataset in object storage."""
+
+    REGION = "us-east-1"
+    KEY = "testing"
+
+    def __init__(self, log_dir, bucket="lambdadb"):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.bucket = bucket
+        self.log = open(Path(log_dir) / f"moto-{self.port}.log", "w")
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
+             "-p", str(self.port)],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_port(self.port, proc=self.proc)
+            req = urllib.request.Request(f"{self.endpoint}/{bucket}", method="PUT")
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                resp.read()
+        except BaseException:
+            self.stop()
+            raise
+
+    def server_env(self, prefix):
+        """The environment a lambdadb server needs to keep its master dataset
+        under s3://BUCKET/PREFIX in this store."""
+        return {
+            "LAMBDADB_MASTER_URL": f"s3://{self.bucket}/{prefix}",
+            "LAMBDADB_S3_ENDPOINT": self.endpoint,
+            "LAMBDADB_S3_ALLOW_HTTP": "true",
+            "LAMBDADB_S3_REGION": self.REGION,
+            "AWS_ACCESS_KEY_ID": self.KEY,
+            "AWS_SECRET_ACCESS_KEY": self.KEY,
+        }
+
+    def storage_options(self):
+        """What the Python `deltalake` package needs to read (and write)
+        s3://BUCKET/... here. No region (moto takes any) and no unsafe rename:
+        moto honours conditional puts (If-None-Match), which deltalake commits with."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": self.KEY,
+            "AWS_SECRET_ACCESS_KEY": self.KEY,
+        }
+
+    def stop(self):
+        stop_process(self.proc, self.log, self.proc.terminate)
 
 
 class Server:

@@ -6,15 +6,19 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use futures::TryStreamExt;
 use lambdadb_common::{Fingerprint, PartitionId};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use tracing::{info, warn};
 
-use crate::durable::{publish, remove_temporaries, step, tmp_path};
-use crate::manifest::{ArchiveFile, Manifest};
-use crate::{Result, io_err};
+use crate::deltalog::DeltaLog;
+use crate::durable::{remove_temporaries, step, tmp_path};
+use crate::manifest::{ArchiveFile, MANIFEST_FILE, Manifest};
+use crate::store::TableStore;
+use crate::{BatchError, Result, io_err};
 
 /// Consumed offsets `[first_offset, next_offset)` of one partition and the rows
 /// accepted among them (in the source's physical schema).
@@ -32,55 +36,65 @@ pub struct ArchiveInput {
     pub last: Fingerprint,
 }
 
-/// Writes and commits archive files of one source table.
+/// Writes and commits master-dataset files of one source table.
 #[derive(Debug, Clone)]
 pub struct Archiver {
-    dir: PathBuf,
+    store: TableStore,
     schema: SchemaRef,
+    /// Index of the event-time column in `schema`, if the source has one.
+    event_time: Option<usize>,
+    log: Arc<tokio::sync::Mutex<DeltaLog>>,
+}
+
+/// A file written and fsynced under its temporary name, not yet published.
+pub(crate) struct Staged {
+    pub tmp: PathBuf,
+    pub file: ArchiveFile,
 }
 
 impl Archiver {
-    /// Opens (or creates) the source's directory, removes temporaries and files no
-    /// manifest lists (left by a crash between a file's rename and its manifest
-    /// commit: their rows are consumed again from Kafka), and loads the manifest.
-    pub fn open(dir: &Path, schema: SchemaRef) -> Result<(Self, Manifest)> {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let removed = remove_temporaries(dir)?;
-        let manifest = Manifest::load(dir)?;
-        let listed: std::collections::HashSet<PathBuf> =
-            manifest.files.iter().map(|f| dir.join(&f.path)).collect();
-        let mut orphans = 0;
-        for entry in fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
-            let part_dir = entry.path();
-            if !part_dir.is_dir() {
-                continue;
-            }
-            for f in fs::read_dir(&part_dir)
-                .map_err(io_err(&part_dir))?
-                .flatten()
-            {
-                let p = f.path();
-                if p.extension().is_some_and(|e| e == "parquet") && !listed.contains(&p) {
-                    fs::remove_file(&p).map_err(io_err(&p))?;
-                    orphans += 1;
-                }
-            }
+    /// Opens (or creates) the source's Delta table, removes temporaries and
+    /// data files no commit lists (left by a crash between a file's write and
+    /// its commit: their rows are consumed again from Kafka), and loads the
+    /// state the table records. A pre-Delta `manifest.json` is moved into the
+    /// log once (its files stay; the old manifest is kept as `manifest.json.moved`).
+    pub async fn open(
+        store: TableStore,
+        name: &str,
+        schema: SchemaRef,
+        event_time: Option<&str>,
+    ) -> Result<(Self, Manifest)> {
+        let local = store.local_dir().map(Path::to_path_buf);
+        let staging = store.write_path("");
+        let removed = remove_temporaries(&staging)?;
+        let legacy = match &local {
+            Some(dir) => Manifest::load_legacy(dir)?,
+            None => None,
+        };
+        let (log, manifest) = DeltaLog::open(store.clone(), name, &schema, legacy.clone()).await?;
+        if let (Some(dir), Some(_)) = (&local, legacy) {
+            let moved = dir.join(format!("{MANIFEST_FILE}.moved"));
+            fs::rename(dir.join(MANIFEST_FILE), &moved).map_err(io_err(&moved))?;
         }
+        let orphans = remove_unlisted(&store, &manifest).await?;
         if removed + orphans > 0 {
-            warn!(dir = %dir.display(), removed, orphans, "removed files of an interrupted archive run");
+            warn!(table = %store.url, removed, orphans, "removed files of an interrupted archive run");
         }
+        let event_time = event_time.and_then(|c| schema.index_of(c).ok());
         Ok((
             Self {
-                dir: dir.to_path_buf(),
+                store,
                 schema,
+                event_time,
+                log: Arc::new(tokio::sync::Mutex::new(log)),
             },
             manifest,
         ))
     }
 
-    /// The source's directory: the manifest and the archive files live under it.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the source's table lives.
+    pub fn store(&self) -> &TableStore {
+        &self.store
     }
 
     /// The physical schema files are written in.
@@ -88,38 +102,87 @@ impl Archiver {
         self.schema.clone()
     }
 
-    /// Writes one file per input that has rows, then commits a manifest that lists
-    /// them and advances the watermark (also for inputs that were all rejected).
-    /// Returns the committed manifest; on error nothing is recorded, and the
-    /// files written before the failure are removed (a full disk gets its
-    /// space back before the retry). Once the manifest's own commit has begun,
-    /// its files stay: the new manifest may already be in place on disk.
-    pub fn archive(&self, current: &Manifest, inputs: &[ArchiveInput]) -> Result<Manifest> {
-        let mut written = Vec::new();
-        let next = self.write_files(current, inputs, &mut written);
+    /// The Delta table version last committed or loaded.
+    pub async fn table_version(&self) -> i64 {
+        self.log.lock().await.version()
+    }
+
+    /// Writes one file per input that has rows, then commits them and the
+    /// advanced watermark (also for inputs that were all rejected) as one
+    /// Delta commit. Returns the committed state; on error nothing is
+    /// recorded, and the files written before the failure are removed (a full
+    /// disk gets its space back before the retry). Once the commit has begun,
+    /// its files stay: it may have landed.
+    pub async fn archive(&self, current: &Manifest, inputs: Vec<ArchiveInput>) -> Result<Manifest> {
+        let (this, cur) = (self.clone(), current.clone());
+        let (staged, next) = tokio::task::spawn_blocking(move || {
+            let mut staged = Vec::new();
+            let next = this.write_files(&cur, &inputs, &mut staged);
+            (staged, next)
+        })
+        .await
+        .map_err(join_err)?;
         let next = match next {
             Ok(next) => next,
             Err(e) => {
-                for path in written {
-                    let _ = fs::remove_file(&path);
-                    let _ = fs::remove_file(tmp_path(&path));
-                }
+                self.discard(&staged).await;
                 return Err(e);
             }
         };
-        next.commit(&self.dir, "archive.manifest")?;
-        info!(dir = %self.dir.display(), version = next.version, watermark = %next.watermark, "archived");
+        if let Err(e) = self.publish_all(&staged, "archive.file").await {
+            self.discard(&staged).await;
+            return Err(e);
+        }
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
+        let next = self
+            .commit(current, &next, operation, "archive.manifest")
+            .await?;
+        info!(table = %self.store.url, version = next.version, watermark = %next.watermark, "archived");
         Ok(next)
+    }
+
+    /// Commits `next` over `current` (see `DeltaLog::commit`).
+    pub(crate) async fn commit(
+        &self,
+        current: &Manifest,
+        next: &Manifest,
+        operation: DeltaOperation,
+        point: &'static str,
+    ) -> Result<Manifest> {
+        self.log
+            .lock()
+            .await
+            .commit(current, next, operation, point)
+            .await
+    }
+
+    /// Publishes staged files under their final names.
+    pub(crate) async fn publish_all(&self, staged: &[Staged], point: &str) -> Result<()> {
+        for s in staged {
+            self.store.publish(&s.tmp, &s.file.path, point).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes staged files and whatever of them was published already.
+    pub(crate) async fn discard(&self, staged: &[Staged]) {
+        for s in staged {
+            let _ = fs::remove_file(&s.tmp);
+            let _ = self.store.delete(&s.file.path).await;
+        }
     }
 
     fn write_files(
         &self,
         current: &Manifest,
         inputs: &[ArchiveInput],
-        written: &mut Vec<PathBuf>,
+        staged: &mut Vec<Staged>,
     ) -> Result<Manifest> {
         let mut next = current.clone();
-        next.version += 1;
         for input in inputs {
             assert!(
                 input.first_offset >= current.watermark.next(input.partition),
@@ -131,9 +194,9 @@ impl Archiver {
                     "p{}/{:020}-{:020}.parquet",
                     input.partition, input.first_offset, input.next_offset
                 );
-                written.push(self.dir.join(&rel));
-                let bytes = self.write_file(&self.dir.join(&rel), &input.batches)?;
-                next.files.push(ArchiveFile {
+                let tmp = tmp_path(&self.store.write_path(&rel));
+                let bytes = self.write_file(&tmp, &input.batches, "archive.file")?;
+                let file = ArchiveFile {
                     path: rel,
                     partition: input.partition,
                     first_offset: input.first_offset,
@@ -141,7 +204,10 @@ impl Archiver {
                     rows: rows as u64,
                     bytes,
                     imported_from: None,
-                });
+                    event_time_ms: self.time_bounds(&input.batches),
+                };
+                next.files.push(file.clone());
+                staged.push(Staged { tmp, file });
             }
             next.watermark.advance(input.partition, input.next_offset);
             next.fingerprints.insert(input.partition, input.last);
@@ -149,25 +215,96 @@ impl Archiver {
         Ok(next)
     }
 
-    fn write_file(&self, path: &Path, batches: &[Arc<RecordBatch>]) -> Result<u64> {
-        if let Some(parent) = path.parent() {
+    /// Writes `batches` to `tmp` and fsyncs it; returns its size.
+    pub(crate) fn write_file(
+        &self,
+        tmp: &Path,
+        batches: &[Arc<RecordBatch>],
+        point: &str,
+    ) -> Result<u64> {
+        if let Some(parent) = tmp.parent() {
             fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
-        let tmp = tmp_path(path);
-        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let file = File::create(tmp).map_err(io_err(tmp))?;
         let mut writer =
             ArrowWriter::try_new(file, self.schema.clone(), Some(writer_properties()?))?;
         for b in batches {
             writer.write(b)?;
         }
         let file = writer.into_inner()?;
-        step("archive.file", "written", &tmp)?;
-        file.sync_all().map_err(io_err(&tmp))?;
-        step("archive.file", "synced", &tmp)?;
-        let bytes = file.metadata().map_err(io_err(&tmp))?.len();
-        drop(file);
-        publish(&tmp, path, "archive.file")?;
-        Ok(bytes)
+        step(point, "written", tmp)?;
+        file.sync_all().map_err(io_err(tmp))?;
+        step(point, "synced", tmp)?;
+        Ok(file.metadata().map_err(io_err(tmp))?.len())
+    }
+
+    /// The smallest and largest event time among `batches`, in milliseconds.
+    pub(crate) fn time_bounds(&self, batches: &[Arc<RecordBatch>]) -> Option<(i64, i64)> {
+        let i = self.event_time?;
+        let mut bounds: Option<(i64, i64)> = None;
+        for b in batches {
+            if let Some((lo, hi)) = crate::timebounds::bounds_ms(b.column(i)) {
+                bounds = Some(match bounds {
+                    Some((l, h)) => (l.min(lo), h.max(hi)),
+                    None => (lo, hi),
+                });
+            }
+        }
+        bounds
+    }
+}
+
+/// `batch` with its columns cast to `schema`'s types (a scan may return
+/// strings as views, say), so every file keeps the table's physical schema.
+pub(crate) fn conform_to(schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| BatchError::Delta(format!("a rewritten file does not fit the table: {e}")))?;
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| BatchError::Delta(format!("a rewritten file does not fit the table: {e}")))
+}
+
+/// Deletes the data files under the table that its state does not list.
+async fn remove_unlisted(store: &TableStore, manifest: &Manifest) -> Result<usize> {
+    let listed: std::collections::HashSet<String> = manifest
+        .files
+        .iter()
+        .map(|f| store.object_path(&f.path).to_string())
+        .collect();
+    let prefix = store.object_path("");
+    let found: Vec<_> = store
+        .store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| crate::store::store_err("(listing)", e))?;
+    let mut orphans = 0;
+    for meta in found {
+        let key = meta.location.to_string();
+        let rel = key
+            .strip_prefix(prefix.as_ref())
+            .unwrap_or(&key)
+            .trim_start_matches('/');
+        if rel.starts_with("_delta_log/") || !rel.ends_with(".parquet") || listed.contains(&key) {
+            continue;
+        }
+        store.delete(rel).await?;
+        orphans += 1;
+    }
+    Ok(orphans)
+}
+
+pub(crate) fn join_err(e: tokio::task::JoinError) -> BatchError {
+    BatchError::Io {
+        path: PathBuf::from("(background task)"),
+        source: std::io::Error::other(e.to_string()),
     }
 }
 
@@ -206,16 +343,24 @@ mod tests {
         )
     }
 
-    #[test]
-    fn archive_commit_and_reopen() {
+    fn table(dir: &Path) -> TableStore {
+        crate::MasterLocation::Local(dir.to_path_buf())
+            .table("t")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn archive_commit_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let schema = rows(&[]).schema();
-        let (a, m0) = Archiver::open(dir.path(), schema.clone()).unwrap();
-        assert_eq!(m0.version, 0);
+        let (a, m0) = Archiver::open(table(dir.path()), "t", schema.clone(), None)
+            .await
+            .unwrap();
+        assert!(m0.files.is_empty());
         let m1 = a
             .archive(
                 &m0,
-                &[
+                vec![
                     ArchiveInput {
                         partition: 0,
                         first_offset: 0,
@@ -232,18 +377,88 @@ mod tests {
                     },
                 ],
             )
+            .await
             .unwrap();
         assert_eq!(m1.files.len(), 1, "an all-rejected range writes no file");
         assert_eq!(m1.watermark.next(1), 2, "but still advances the watermark");
         assert_eq!(m1.rows(), 3);
         assert_eq!(m1.fingerprints[&0], Fingerprint { offset: 3, hash: 7 });
+        drop(a);
 
-        // A crash leaves a temporary and an unlisted file: both vanish on open.
-        std::fs::write(dir.path().join("p0/x.parquet.tmp"), b"junk").unwrap();
-        std::fs::write(dir.path().join("p0/orphan.parquet"), b"junk").unwrap();
-        let (_, again) = Archiver::open(dir.path(), schema).unwrap();
+        // A crash leaves a temporary and an unlisted file: both vanish on open,
+        // and the state comes back from the Delta log alone.
+        let t = dir.path().join("t");
+        std::fs::write(t.join("p0/x.parquet.tmp"), b"junk").unwrap();
+        std::fs::write(t.join("p0/orphan.parquet"), b"junk").unwrap();
+        let (_, again) = Archiver::open(table(dir.path()), "t", schema, None)
+            .await
+            .unwrap();
         assert_eq!(again, m1);
-        let left: Vec<_> = std::fs::read_dir(dir.path().join("p0")).unwrap().collect();
+        let left: Vec<_> = std::fs::read_dir(t.join("p0")).unwrap().collect();
         assert_eq!(left.len(), 1);
+    }
+
+    /// A master dataset from before Delta tables (`manifest.json`) becomes a
+    /// Delta table in place: the same files, offsets and fingerprints.
+    #[tokio::test]
+    async fn a_legacy_manifest_moves_into_the_delta_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("t");
+        std::fs::create_dir_all(t.join("p0")).unwrap();
+        let schema = rows(&[]).schema();
+        let a = Archiver {
+            store: table(dir.path()),
+            schema: schema.clone(),
+            event_time: None,
+            log: Arc::new(tokio::sync::Mutex::new(
+                DeltaLog::open(
+                    table(&tempfile::tempdir().unwrap().keep()),
+                    "x",
+                    &schema,
+                    None,
+                )
+                .await
+                .unwrap()
+                .0,
+            )),
+        };
+        let rel = "p0/00000000000000000000-00000000000000000005.parquet";
+        let bytes = a
+            .write_file(&t.join(rel), &[rows(&[0, 1, 4])], "archive.file")
+            .unwrap();
+        let mut legacy = Manifest {
+            version: 7,
+            files: vec![ArchiveFile {
+                path: rel.into(),
+                partition: 0,
+                first_offset: 0,
+                next_offset: 5,
+                rows: 3,
+                bytes,
+                imported_from: None,
+                event_time_ms: None,
+            }],
+            ..Manifest::default()
+        };
+        legacy.watermark.advance(0, 5);
+        legacy.watermark.advance(2, 9); // all rejected: no file, still archived
+        legacy.fingerprints.insert(
+            0,
+            Fingerprint {
+                offset: 4,
+                hash: 11,
+            },
+        );
+        std::fs::write(t.join(MANIFEST_FILE), serde_json::to_vec(&legacy).unwrap()).unwrap();
+
+        let (_, m) = Archiver::open(table(dir.path()), "t", schema, None)
+            .await
+            .unwrap();
+        assert_eq!(m.files, legacy.files);
+        assert_eq!(m.watermark, legacy.watermark);
+        assert_eq!(m.fingerprints, legacy.fingerprints);
+        assert!(t.join(rel).exists(), "the files stay where they are");
+        assert!(!t.join(MANIFEST_FILE).exists());
+        assert!(t.join("manifest.json.moved").exists());
     }
 }

@@ -1,6 +1,5 @@
 //! A DataFusion table over an explicit list of Parquet files.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -12,15 +11,16 @@ use datafusion::datasource::listing::{
 };
 use datafusion::error::Result;
 
-/// A table reading exactly `paths` (never a directory listing: a file that no
-/// manifest lists must stay invisible).
-pub fn files_table(schema: SchemaRef, paths: &[PathBuf]) -> Result<Arc<dyn TableProvider>> {
+/// A table reading exactly `paths` — absolute paths on local disk or `s3://`
+/// URLs, whose store the reading runtime has registered — never a directory
+/// listing: a file that no commit lists must stay invisible.
+pub fn files_table(schema: SchemaRef, paths: &[String]) -> Result<Arc<dyn TableProvider>> {
     if paths.is_empty() {
         return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
     }
     let urls = paths
         .iter()
-        .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
+        .map(ListingTableUrl::parse)
         .collect::<Result<Vec<_>>>()?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");

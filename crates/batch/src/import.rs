@@ -25,10 +25,15 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tracing::info;
 
-use crate::archive::{Archiver, writer_properties};
-use crate::durable::{publish, step, tmp_path};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+
+use crate::archive::{Archiver, Staged, writer_properties};
+use crate::durable::{step, tmp_path};
 use crate::manifest::{ArchiveFile, ImportedFrom, Manifest};
 use crate::{BatchError, Result, io_err};
+
+/// An event-time range in milliseconds, if the rows have one.
+type TimeRange = Option<(i64, i64)>;
 
 /// The partition number imported files are recorded under.
 pub const IMPORT_PARTITION: i32 = -1;
@@ -71,16 +76,55 @@ pub fn import_paths(path: &Path) -> Result<Vec<PathBuf>> {
 }
 
 impl Archiver {
-    /// Rewrites `paths` into the master dataset and commits a manifest listing
-    /// them, all or nothing: on error no file is recorded (written ones are
-    /// removed at the next start as unlisted).
-    pub fn import(
+    /// Rewrites `paths` into the master dataset and commits them in one Delta
+    /// commit, all or nothing: on error no file is recorded (written ones are
+    /// removed, or at the next start as unlisted).
+    pub async fn import(
         &self,
         current: &Manifest,
         paths: &[PathBuf],
     ) -> Result<(Manifest, ImportSummary)> {
+        let (this, cur, paths) = (self.clone(), current.clone(), paths.to_vec());
+        let (staged, result) = tokio::task::spawn_blocking(move || {
+            let mut staged = Vec::new();
+            let result = this.stage_imports(&cur, &paths, &mut staged);
+            (staged, result)
+        })
+        .await
+        .map_err(crate::archive::join_err)?;
+        let (next, summary) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.discard(&staged).await;
+                return Err(e);
+            }
+        };
+        if summary.files == 0 {
+            // Everything was imported before: nothing to commit.
+            return Ok((current.clone(), summary));
+        }
+        if let Err(e) = self.publish_all(&staged, "import.file").await {
+            self.discard(&staged).await;
+            return Err(e);
+        }
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
+        let next = self
+            .commit(current, &next, operation, "import.manifest")
+            .await?;
+        Ok((next, summary))
+    }
+
+    fn stage_imports(
+        &self,
+        current: &Manifest,
+        paths: &[PathBuf],
+        staged: &mut Vec<Staged>,
+    ) -> Result<(Manifest, ImportSummary)> {
         let mut next = current.clone();
-        next.version += 1;
         let mut seq = current.watermark.next(IMPORT_PARTITION);
         let mut summary = ImportSummary::default();
         for src in paths {
@@ -99,9 +143,10 @@ impl Archiver {
                 continue;
             }
             let rel = format!("p{IMPORT_PARTITION}/{seq:020}.parquet");
-            let (rows, bytes) = self.import_file(src, &self.dir().join(&rel), seq)?;
+            let tmp = tmp_path(&self.store().write_path(&rel));
+            let (rows, bytes, event_time_ms) = self.import_file(src, &tmp, seq)?;
             info!(file = %src.display(), rows, "imported");
-            next.files.push(ArchiveFile {
+            let file = ArchiveFile {
                 path: rel,
                 partition: IMPORT_PARTITION,
                 first_offset: seq,
@@ -109,22 +154,21 @@ impl Archiver {
                 rows,
                 bytes,
                 imported_from: Some(from),
-            });
+                event_time_ms,
+            };
+            next.files.push(file.clone());
+            staged.push(Staged { tmp, file });
             seq += 1;
             next.watermark.advance(IMPORT_PARTITION, seq);
             summary.files += 1;
             summary.rows += rows;
             summary.bytes += bytes;
         }
-        if summary.files == 0 {
-            // Everything was imported before: nothing to commit.
-            return Ok((current.clone(), summary));
-        }
-        next.commit(self.dir(), "import.manifest")?;
         Ok((next, summary))
     }
 
-    fn import_file(&self, src: &Path, dest: &Path, seq: i64) -> Result<(u64, u64)> {
+    /// Rewrites `src` into `tmp` (fsynced); returns its rows, size and event-time range.
+    fn import_file(&self, src: &Path, tmp: &Path, seq: i64) -> Result<(u64, u64, TimeRange)> {
         let file = File::open(src).map_err(io_err(src))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| {
@@ -133,26 +177,28 @@ impl Archiver {
             .with_batch_size(64 * 1024)
             .build()?;
         let columns = match_columns(&self.schema(), &reader.schema(), src)?;
-        if let Some(parent) = dest.parent() {
+        if let Some(parent) = tmp.parent() {
             fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
-        let tmp = tmp_path(dest);
-        let out = File::create(&tmp).map_err(io_err(&tmp))?;
+        let out = File::create(tmp).map_err(io_err(tmp))?;
         let mut writer = ArrowWriter::try_new(out, self.schema(), Some(writer_properties()?))?;
         let mut rows = 0u64;
+        let mut bounds: Option<(i64, i64)> = None;
         for batch in reader {
             let batch = batch.map_err(|e| BatchError::Import(format!("{}: {e}", src.display())))?;
-            writer.write(&conform(&self.schema(), &columns, &batch, seq, src)?)?;
+            let batch = Arc::new(conform(&self.schema(), &columns, &batch, seq, src)?);
+            if let Some((lo, hi)) = self.time_bounds(std::slice::from_ref(&batch)) {
+                bounds = Some(bounds.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
+            }
+            writer.write(&batch)?;
             rows += batch.num_rows() as u64;
         }
         let out = writer.into_inner()?;
-        step("import.file", "written", &tmp)?;
-        out.sync_all().map_err(io_err(&tmp))?;
-        step("import.file", "synced", &tmp)?;
-        let bytes = out.metadata().map_err(io_err(&tmp))?.len();
-        drop(out);
-        publish(&tmp, dest, "import.file")?;
-        Ok((rows, bytes))
+        step("import.file", "written", tmp)?;
+        out.sync_all().map_err(io_err(tmp))?;
+        step("import.file", "synced", tmp)?;
+        let bytes = out.metadata().map_err(io_err(tmp))?.len();
+        Ok((rows, bytes, bounds))
     }
 }
 
@@ -295,10 +341,13 @@ mod tests {
         RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
     }
 
-    #[test]
-    fn imports_cast_and_stack_as_pseudo_offsets() {
+    #[tokio::test]
+    async fn imports_cast_and_stack_as_pseudo_offsets() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, m0) = Archiver::open(&dir.path().join("t"), declared()).unwrap();
+        let store = crate::MasterLocation::Local(dir.path().to_path_buf())
+            .table("t")
+            .unwrap();
+        let (a, m0) = Archiver::open(store, "t", declared(), None).await.unwrap();
         let f1 = dir.path().join("one.parquet");
         let f2 = dir.path().join("two.parquet");
         let f3 = dir.path().join("three.parquet");
@@ -307,27 +356,29 @@ mod tests {
         write(&f3, file_batch(vec![7, 8, 9], false));
         let (m1, s1) = a
             .import(&m0, &[f1.clone(), f2.clone(), f1.clone()])
+            .await
             .unwrap();
         assert_eq!((s1.files, s1.rows), (2, 6), "the same content once");
         assert_eq!(s1.skipped.len(), 1);
         assert_eq!(m1.watermark.next(IMPORT_PARTITION), 2);
         // Importing the same files again (a retried COPY) changes nothing.
-        let (again, s) = a.import(&m1, &[f1.clone(), f2]).unwrap();
+        let (again, s) = a.import(&m1, &[f1.clone(), f2]).await.unwrap();
         assert_eq!((again.version, s.files, s.rows), (m1.version, 0, 0));
         assert!(s.skipped[0].contains("already imported"), "{:?}", s.skipped);
         // A view version at m1's watermark covers both; a later import is above it.
-        let (m2, _) = a.import(&m1, &[f3]).unwrap();
-        assert_eq!(m2.files_from(a.dir(), &m1.watermark).len(), 1);
-        assert_eq!(m2.files_from(a.dir(), &m0.watermark).len(), 3);
+        let (m2, _) = a.import(&m1, &[f3]).await.unwrap();
+        assert_eq!(m2.files_from(&m1.watermark).count(), 1);
+        assert_eq!(m2.files_from(&m0.watermark).count(), 3);
 
         let rel = &m2.files[2].path;
-        let b = ParquetRecordBatchReaderBuilder::try_new(File::open(a.dir().join(rel)).unwrap())
-            .unwrap()
-            .build()
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap();
+        let b =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(a.store().location(rel)).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap();
         assert_eq!(b.schema(), declared());
         assert_eq!(b.column(0).as_primitive::<Int64Type>().values(), &[7, 8, 9]);
         assert_eq!(
@@ -338,13 +389,16 @@ mod tests {
         assert_eq!(b.column(4).as_primitive::<Int64Type>().value(0), 2);
     }
 
-    #[test]
-    fn refuses_undeclared_and_missing_columns() {
+    #[tokio::test]
+    async fn refuses_undeclared_and_missing_columns() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, m0) = Archiver::open(&dir.path().join("t"), declared()).unwrap();
+        let store = crate::MasterLocation::Local(dir.path().to_path_buf())
+            .table("t")
+            .unwrap();
+        let (a, m0) = Archiver::open(store, "t", declared(), None).await.unwrap();
         let f = dir.path().join("extra.parquet");
         write(&f, file_batch(vec![1], true));
-        let e = a.import(&m0, &[f]).unwrap_err().to_string();
+        let e = a.import(&m0, &[f]).await.unwrap_err().to_string();
         assert!(e.contains("surprise"), "{e}");
         let g = dir.path().join("noid.parquet");
         let only_name = RecordBatch::try_new(
@@ -353,8 +407,13 @@ mod tests {
         )
         .unwrap();
         write(&g, only_name);
-        let e = a.import(&m0, &[g]).unwrap_err().to_string();
+        let e = a.import(&m0, &[g]).await.unwrap_err().to_string();
         assert!(e.contains("\"id\""), "{e}");
-        assert_eq!(Manifest::load(a.dir()).unwrap(), m0, "nothing recorded");
+        drop(a);
+        let store = crate::MasterLocation::Local(dir.path().to_path_buf())
+            .table("t")
+            .unwrap();
+        let (_, reopened) = Archiver::open(store, "t", declared(), None).await.unwrap();
+        assert_eq!(reopened, m0, "nothing recorded");
     }
 }

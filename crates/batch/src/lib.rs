@@ -1,10 +1,11 @@
 //! The batch layer: the immutable master dataset (Parquet files per source table,
-//! named by partition and offset range, listed in a manifest) and batch view
-//! versions recomputed from a manifest snapshot with DataFusion.
+//! named by partition and offset range, listed in a Delta Lake table's log on
+//! local disk or S3) and batch view versions recomputed from a snapshot with
+//! DataFusion.
 //!
-//! Every commit follows the same discipline: write a temporary file, fsync, rename,
-//! fsync the directory, then record it in a manifest written the same way. A file
-//! that no manifest lists does not exist for readers and is removed at start-up.
+//! Every commit follows the same discipline: write a temporary file, fsync,
+//! rename (or upload), then record it in a Delta commit (see [`deltalog`]). A
+//! file that no commit lists does not exist for readers and is removed at start-up.
 //!
 //! It imports only `common`: never `speed`, `cache`, `views` or anything above
 //! (a batch view run is given its partial query and a planning context by the
@@ -14,18 +15,24 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod compact;
+pub mod deltalog;
 pub mod durable;
 pub mod files;
 pub mod history;
 pub mod import;
 pub mod manifest;
+pub mod store;
+mod timebounds;
 pub mod view;
 
 pub use archive::{ArchiveInput, Archiver};
+pub use compact::{CompactPolicy, CompactSummary, KeepOffsets};
 pub use files::files_table;
 pub use history::{RefreshKind, VersionPolicy, ViewHistory, ViewVersion};
 pub use import::{IMPORT_PARTITION, ImportSummary, import_paths};
 pub use manifest::{ArchiveFile, ImportedFrom, Manifest};
+pub use store::{MasterLocation, S3Settings, TableStore};
 pub use view::{ViewRun, ViewStore};
 
 /// Errors of the batch layer.
@@ -50,6 +57,12 @@ pub enum BatchError {
     /// A file to import does not fit the table.
     #[error("{0}")]
     Import(String),
+    /// The master dataset's location or store cannot be used as configured.
+    #[error("{0}")]
+    Config(String),
+    /// Reading or committing the Delta log failed.
+    #[error("Delta log: {0}")]
+    Delta(String),
     /// Reading or writing a Parquet file failed.
     #[error(transparent)]
     Parquet(#[from] parquet::errors::ParquetError),

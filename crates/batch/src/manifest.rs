@@ -1,11 +1,10 @@
 //! The manifest of one source's master dataset.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lambdadb_common::{Fingerprint, PartitionId, Watermark};
 use serde::{Deserialize, Serialize};
 
-use crate::durable::write_atomic;
 use crate::{BatchError, Result, io_err};
 
 /// One archived Parquet file: the rows of `partition` consumed in
@@ -28,6 +27,11 @@ pub struct ArchiveFile {
     /// from, which makes importing the same content again a no-op.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported_from: Option<ImportedFrom>,
+    /// The smallest and largest event time of the rows, in milliseconds since
+    /// the epoch (retention drops a file once all of it is older than the
+    /// limit); `None` without an event-time column or rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time_ms: Option<(i64, i64)>,
 }
 
 /// The file an imported master-dataset file was rewritten from.
@@ -55,52 +59,45 @@ pub struct Manifest {
     pub fingerprints: std::collections::BTreeMap<PartitionId, Fingerprint>,
 }
 
-/// File name of the manifest inside the source's directory.
+/// File name of the manifest of a master dataset from before Delta tables;
+/// read once, to move its files into the Delta log.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 impl Manifest {
-    /// Loads `dir/manifest.json`; a missing manifest is the empty version 0.
-    pub fn load(dir: &Path) -> Result<Self> {
+    /// Loads a pre-Delta `dir/manifest.json`, if there is one.
+    pub fn load_legacy(dir: &Path) -> Result<Option<Self>> {
         let path = dir.join(MANIFEST_FILE);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| BatchError::Corrupt {
-                path,
-                message: e.to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| BatchError::Corrupt {
+                        path,
+                        message: e.to_string(),
+                    })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err(&path)(e)),
         }
     }
 
-    /// Durably replaces `dir/manifest.json` with `self`.
-    /// `point` names its fault points (`archive.manifest`, `import.manifest`).
-    pub fn commit(&self, dir: &Path, point: &str) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
-        write_atomic(&dir.join(MANIFEST_FILE), &bytes, point)
-    }
-
-    /// Absolute paths of the files with offsets at or above `from` (whole files:
-    /// file boundaries are always at watermarks that some manifest recorded).
-    pub fn files_from(&self, dir: &Path, from: &Watermark) -> Vec<PathBuf> {
+    /// Relative paths of the files with offsets at or above `from` (whole
+    /// files: file boundaries are always at watermarks that some commit recorded).
+    pub fn files_from<'a>(&'a self, from: &'a Watermark) -> impl Iterator<Item = &'a ArchiveFile> {
         self.files
             .iter()
             .filter(|f| f.first_offset >= from.next(f.partition))
-            .map(|f| dir.join(&f.path))
-            .collect()
     }
 
-    /// Absolute paths of `partition`'s files at or above offset `from`.
+    /// `partition`'s files at or above offset `from`.
     pub fn partition_files_from(
         &self,
-        dir: &Path,
         partition: PartitionId,
         from: i64,
-    ) -> Vec<PathBuf> {
+    ) -> impl Iterator<Item = &ArchiveFile> {
         self.files
             .iter()
-            .filter(|f| f.partition == partition && f.first_offset >= from)
-            .map(|f| dir.join(&f.path))
-            .collect()
+            .filter(move |f| f.partition == partition && f.first_offset >= from)
     }
 
     /// Rows in the master dataset (all files).

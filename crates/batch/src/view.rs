@@ -46,7 +46,7 @@ pub struct ViewRun<'a> {
     pub source_schema: SchemaRef,
     /// Master dataset files the run reads: every file of the snapshot for a
     /// full run, the files above the base's watermark for an incremental one.
-    pub files: Vec<PathBuf>,
+    pub files: Vec<String>,
     /// Rows in `files` (for the version's cost figures).
     pub input_rows: u64,
     /// That snapshot's watermark, stamped on the version.

@@ -62,6 +62,19 @@ pub struct Config {
     pub database: String,
     /// Master dataset, batch views and catalog live here.
     pub data_dir: PathBuf,
+    /// Where the master dataset's Delta tables live: empty keeps them under
+    /// `data_dir/sources`; `s3://bucket/prefix` puts each source's table at
+    /// `prefix/<table>` in that bucket (credentials from the standard AWS
+    /// environment variables: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_SESSION_TOKEN, or the instance's role). View versions and the
+    /// catalog stay in `data_dir`.
+    pub master_url: String,
+    /// An S3-compatible endpoint (MinIO, moto, Ceph): `http://host:port`. Empty: AWS.
+    pub s3_endpoint: String,
+    /// The bucket's region; empty: AWS_REGION, else us-east-1.
+    pub s3_region: String,
+    /// Allow a plain-HTTP `s3_endpoint` (test stores only).
+    pub s3_allow_http: bool,
     /// Kafka bootstrap servers; empty starts the embedded demo broker.
     pub brokers: String,
     /// librdkafka properties for every Kafka client (TLS and SASL:
@@ -100,6 +113,18 @@ pub struct Config {
     /// without a `REFRESH ... FULL`). 0: every refresh is full.
     #[serde(with = "duration_str")]
     pub full_refresh_interval: Duration,
+    /// How often each source's small master-dataset files (one per partition
+    /// per archive run) are merged into large ones; 0 disables compaction.
+    #[serde(with = "duration_str")]
+    pub compact_interval: Duration,
+    /// The size compacted files aim at; files of half of it or more are left alone.
+    pub compact_target_size: String,
+    /// Consecutive small files a partition needs before they are merged.
+    pub compact_min_files: usize,
+    /// How long files replaced by compaction stay on the store for queries
+    /// (and outside readers) still reading them; longer than statement_timeout.
+    #[serde(with = "duration_str")]
+    pub vacuum_grace: Duration,
     /// Batch versions kept per view for `ALTER MATERIALIZED VIEW v ROLLBACK TO
     /// VERSION n` (at least 2; the served version is always kept).
     pub view_versions_keep: usize,
@@ -192,6 +217,10 @@ impl Default for Config {
             database: "lambdadb".into(),
             data_dir: PathBuf::from("data"),
             brokers: String::new(),
+            master_url: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: String::new(),
+            s3_allow_http: false,
             kafka: BTreeMap::new(),
             kafka_sasl_password_file: PathBuf::new(),
             kafka_sasl_password: Secret::default(),
@@ -203,6 +232,10 @@ impl Default for Config {
             refresh_interval: Duration::from_secs(60),
             full_refresh_interval: Duration::from_secs(24 * 3600),
             view_versions_keep: 10,
+            compact_interval: Duration::from_secs(300),
+            compact_target_size: "128MB".into(),
+            compact_min_files: 10,
+            vacuum_grace: Duration::from_secs(600),
             view_versions_max_age: Duration::from_secs(7 * 24 * 3600),
             speed_fold_interval: Duration::from_millis(200),
             result_cache_size: "256MB".into(),
@@ -325,6 +358,7 @@ impl Config {
         parse_size(&self.max_result_size).map_err(ConfigError::Invalid)?;
         parse_size(&self.result_cache_size).map_err(ConfigError::Invalid)?;
         parse_size(&self.speed_memory_limit).map_err(ConfigError::Invalid)?;
+        parse_size(&self.compact_target_size).map_err(ConfigError::Invalid)?;
         if !matches!(self.retention_gap.as_str(), "stop" | "skip") {
             return Err(ConfigError::Invalid(format!(
                 "retention_gap = \"{}\": use \"stop\" or \"skip\"",
@@ -404,7 +438,12 @@ impl Config {
         .map_err(ConfigError::Invalid)
     }
 
-    /// `speed_memory_limit` in bytes (validated at load).
+    /// `compact_target_size` in bytes (validated at load).
+    pub fn compact_target_bytes(&self) -> u64 {
+        parse_size(&self.compact_target_size).unwrap_or(128 << 20) as u64
+    }
+
+    /// `speed_memory_limit` in bytes.
     pub fn speed_memory_bytes(&self) -> usize {
         parse_size(&self.speed_memory_limit).unwrap_or(2 << 30)
     }

@@ -63,7 +63,11 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LAMBDADB_LOG")
-                .unwrap_or_else(|_| "info,datafusion=warn,rdkafka=warn".into()),
+                // delta-rs and its kernel log every snapshot load at info.
+                .unwrap_or_else(|_| {
+                    "info,datafusion=warn,rdkafka=warn,deltalake_core=warn,buoyant_kernel=warn,buoyant_kernel_engine=warn"
+                        .into()
+                }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -95,7 +95,7 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
     } else {
         config.brokers.clone()
     };
-    let engine = Engine::new(config.clone(), brokers.clone());
+    let engine = Engine::new(config.clone(), brokers.clone())?;
 
     // The pg_catalog tables every session shares, decoded once.
     let pg = Arc::new(PgShared::try_new().context("cannot set up pg_catalog")?);

@@ -4,11 +4,61 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lambdadb_batch::{CompactPolicy, KeepOffsets};
 use tracing::error;
 
 use crate::engine::Engine;
 
 impl Engine {
+    /// One compaction pass over every source, then the deletion of files
+    /// replaced longer than `vacuum_grace` ago.
+    pub async fn compact_all(self: &Arc<Self>) {
+        let policy = CompactPolicy {
+            target_bytes: self.config().compact_target_bytes(),
+            min_files: self.config().compact_min_files,
+        };
+        for s in self.sources() {
+            let ctx =
+                crate::context::context(self.session_config(), Some(self.background_runtime()));
+            if let Err(e) = s
+                .compact(self.keep_offsets(&s.spec.name), policy, ctx)
+                .await
+            {
+                error!(table = %s.spec.name, "compaction failed, will retry: {e}");
+            }
+            s.delete_retired(self.config().vacuum_grace).await;
+        }
+    }
+
+    /// The offsets of `source`'s partitions that views still read from as a
+    /// file boundary: every kept version of each view's current definition
+    /// (served, rollback targets, incremental bases), and the watermark its
+    /// speed part reads files from until its first fold.
+    pub fn keep_offsets(&self, source: &str) -> KeepOffsets {
+        let mut keep = KeepOffsets::new();
+        let mut add = |w: &lambdadb_common::Watermark| {
+            for (p, offset) in w.partitions() {
+                keep.entry(p).or_default().insert(offset);
+            }
+        };
+        for v in self.views().iter().filter(|v| v.source_name() == source) {
+            for version in v.history().versions {
+                if version.definition == v.definition {
+                    add(&version.watermark);
+                }
+            }
+            if let Some(speed) = v.speed() {
+                if let Some(served) = &speed.version {
+                    add(&served.watermark);
+                }
+                if speed.from_files {
+                    add(&speed.folded);
+                }
+            }
+        }
+        keep
+    }
+
     /// Archives every source on the configured interval and refreshes every view on
     /// its schedule, until the process ends.
     pub fn spawn_background(self: &Arc<Self>) {
@@ -41,6 +91,19 @@ impl Engine {
                             error!(view = %v.name, "folding new events failed, queries merge them meanwhile: {e}");
                         }
                     }
+                }
+            });
+        }
+        if !self.config().compact_interval.is_zero() {
+            let engine = self.clone();
+            let every = self.config().compact_interval;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    engine.compact_all().await;
                 }
             });
         }

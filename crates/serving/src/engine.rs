@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
-use lambdadb_batch::ViewVersion;
+use lambdadb_batch::{MasterLocation, S3Settings, ViewVersion};
 use lambdadb_common::Config;
 use lambdadb_pgcompat::{QueryError, Result};
 use lambdadb_speed::ConsumerHandle;
@@ -43,19 +44,47 @@ pub struct Engine {
     catalog_log: CatalogLog,
     /// Bumped by every catalog change; part of every cached result's versions.
     generation: std::sync::atomic::AtomicU64,
+    /// Where the sources' Delta tables live (`data_dir/sources` or `master_url`).
+    master: MasterLocation,
+    /// The stores scans read `s3://` master-dataset files from.
+    object_stores: Arc<DefaultObjectStoreRegistry>,
+    /// One CREATE TABLE of a source at a time: opening its Delta table awaits.
+    pub(crate) source_create: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
-    /// `brokers` is the effective bootstrap list (the embedded broker's in demo mode).
-    pub fn new(config: Config, brokers: String) -> Arc<Self> {
+    /// `brokers` is the effective bootstrap list (the embedded broker's in demo
+    /// mode). Fails when `master_url` cannot be used.
+    pub fn new(config: Config, brokers: String) -> Result<Arc<Self>> {
+        let master = MasterLocation::new(
+            &config.master_url,
+            &S3Settings {
+                endpoint: config.s3_endpoint.clone(),
+                region: config.s3_region.clone(),
+                allow_http: config.s3_allow_http,
+            },
+            &config.data_dir.join("sources"),
+            &config.data_dir.join("staging"),
+        )
+        .map_err(|e| QueryError::InvalidParameter(e.to_string()))?;
+        let object_stores = Arc::new(DefaultObjectStoreRegistry::new());
+        if let Some((url, store)) = master.remote() {
+            object_stores.register_store(&url, store);
+        }
         let memory_limit = config.memory_bytes();
         let memory: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(memory_limit));
-        let background = runtime_with(Arc::new(BoundedPool::new(
-            memory.clone(),
-            memory_limit,
-            "memory_limit",
-        )));
-        Arc::new(Self {
+        let background = runtime_with(
+            Arc::new(BoundedPool::new(
+                memory.clone(),
+                memory_limit,
+                "memory_limit",
+            )),
+            object_stores.clone(),
+        );
+        Ok(Arc::new(Self {
+            master,
+            object_stores,
+            source_create: tokio::sync::Mutex::new(()),
             memory,
             background,
             brokers,
@@ -71,7 +100,12 @@ impl Engine {
             speed_budget: Arc::new(SpeedBudget::new(config.speed_memory_bytes())),
             generation: std::sync::atomic::AtomicU64::new(1),
             config,
-        })
+        }))
+    }
+
+    /// Where the sources' Delta tables live.
+    pub fn master(&self) -> &MasterLocation {
+        &self.master
     }
 
     /// The result cache every session shares.
@@ -181,7 +215,7 @@ impl Engine {
             self.config.query_memory_bytes(),
             "query_memory_limit",
         );
-        runtime_with(Arc::new(pool))
+        runtime_with(Arc::new(pool), self.object_stores.clone())
     }
 
     /// The runtime batch refreshes and speed folds run in: bounded by the
@@ -296,9 +330,13 @@ impl Engine {
     }
 }
 
-fn runtime_with(pool: Arc<dyn MemoryPool>) -> Arc<RuntimeEnv> {
+fn runtime_with(
+    pool: Arc<dyn MemoryPool>,
+    object_stores: Arc<DefaultObjectStoreRegistry>,
+) -> Arc<RuntimeEnv> {
     RuntimeEnvBuilder::new()
         .with_memory_pool(pool)
+        .with_object_store_registry(object_stores)
         .with_disk_manager_builder(
             DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
         )

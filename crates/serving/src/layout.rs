@@ -15,11 +15,6 @@ use std::path::{Path, PathBuf};
 use lambdadb_pgcompat::{QueryError, Result};
 use tracing::info;
 
-/// The directory of source table `name`'s master dataset.
-pub fn source_dir(data_dir: &Path, name: &str) -> Result<PathBuf> {
-    object_dir(&data_dir.join("sources"), name)
-}
-
 /// The directory of materialized view `name`'s batch versions.
 pub fn view_dir(data_dir: &Path, name: &str) -> Result<PathBuf> {
     object_dir(&data_dir.join("views"), name)
@@ -42,6 +37,33 @@ pub fn dir_name(name: &str) -> String {
         }
     }
     out
+}
+
+/// The name of source `name`'s Delta table (its directory under
+/// `data_dir/sources`, or its prefix in `master_url`): [`dir_name`] with `-`
+/// for `%`, because table locations are URLs and `%2F` in one would be read
+/// back as `/`. `-` never appears in [`dir_name`]'s output, so this stays
+/// reversible. A directory from before, under the `%` name in
+/// `local_sources`, is moved to the new name once.
+pub fn table_name(local_sources: Option<&Path>, name: &str) -> Result<String> {
+    let encoded = dir_name(name);
+    let table = encoded.replace('%', "-");
+    if let Some(root) = local_sources
+        && table != encoded
+    {
+        let (old, new) = (root.join(&encoded), root.join(&table));
+        if old.is_dir() && !new.exists() {
+            std::fs::rename(&old, &new).map_err(|e| {
+                QueryError::Io(format!(
+                    "cannot move {} to {}: {e}; move it by hand",
+                    old.display(),
+                    new.display()
+                ))
+            })?;
+            info!(from = %old.display(), to = %new.display(), "moved a source's directory to its table name");
+        }
+    }
+    Ok(table)
 }
 
 /// `parent/<dir_name(name)>`. Directories an earlier lambdadb named after the
@@ -96,6 +118,11 @@ mod tests {
         }
         // `%` is always escaped, so an encoding is never another name's.
         assert_ne!(dir_name("%2F"), dir_name("/"));
+        assert_eq!(table_name(None, "/tmp/x").unwrap(), "-2Ftmp-2Fx");
+        assert_ne!(
+            table_name(None, "-2F").unwrap(),
+            table_name(None, "/").unwrap()
+        );
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl Engine {
                 spec,
                 if_not_exists,
             } => {
-                self.create_source(spec, if_not_exists)?;
+                self.create_source(spec, if_not_exists).await?;
                 Ok(Executed::tag("CREATE TABLE"))
             }
             CatalogStatement::CreateView {
@@ -94,8 +94,9 @@ impl Engine {
 
     /// Declares a source table and starts consuming its topic from the offsets the
     /// master dataset recorded.
-    pub fn create_source(&self, spec: SourceSpec, if_not_exists: bool) -> Result<()> {
+    pub async fn create_source(&self, spec: SourceSpec, if_not_exists: bool) -> Result<()> {
         check_new_name(&spec.name)?;
+        let _one_at_a_time = self.source_create.lock().await;
         if self.source(&spec.name).is_some()
             || self.view(&spec.name).is_some()
             || self.plain_view(&spec.name).is_some()
@@ -110,12 +111,15 @@ impl Engine {
         }
         let decoder =
             JsonDecoder::try_new(spec.schema.clone()).map_err(QueryError::FeatureNotSupported)?;
-        let state = Arc::new(SourceState::open(
-            spec.clone(),
-            self.data_dir(),
-            self.config().rejected_keep,
-            self.speed_budget(),
-        )?);
+        let state = Arc::new(
+            SourceState::open(
+                spec.clone(),
+                self.master(),
+                self.config().rejected_keep,
+                self.speed_budget(),
+            )
+            .await?,
+        );
         let settings = ConsumerSettings {
             brokers: self.brokers().to_string(),
             group_id: format!("lambdadb-{}", spec.name),

@@ -2,7 +2,6 @@
 //! guarantees to be every event once, read by source tables and by the view
 //! queries over the events not folded yet.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -21,13 +20,13 @@ use lambdadb_batch::files_table;
 #[derive(Debug)]
 pub struct SnapshotTable {
     schema: SchemaRef,
-    files: Vec<PathBuf>,
+    files: Vec<String>,
     rows: Vec<RecordBatch>,
 }
 
 impl SnapshotTable {
     /// The archive `files` plus the in-memory `rows`, all in physical schema `schema`.
-    pub fn new(schema: SchemaRef, files: Vec<PathBuf>, rows: Vec<RecordBatch>) -> Self {
+    pub fn new(schema: SchemaRef, files: Vec<String>, rows: Vec<RecordBatch>) -> Self {
         Self {
             schema,
             files,

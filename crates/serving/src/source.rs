@@ -8,13 +8,13 @@
 //! event exactly once.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;
-use lambdadb_batch::{ArchiveInput, Archiver, Manifest};
+use lambdadb_batch::{ArchiveInput, Archiver, Manifest, MasterLocation, TableStore};
 use lambdadb_common::{PartitionId, SourceSpec, Watermark};
 use lambdadb_pgcompat::{QueryError, Result};
 use lambdadb_speed::{BatchSink, Rejection, SpeedBatch, SpeedTable};
@@ -28,6 +28,10 @@ use crate::viewspeed::{ViewInput, ViewSpeed};
 /// The views' speed states kept beside the source's rows (attach, fold, swap, cut).
 #[path = "source_views.rs"]
 mod views;
+
+/// Compaction, pins and the deletion of replaced files.
+#[path = "source_compact.rs"]
+pub mod compact;
 
 /// A message the decoder refused, as shown in `lambdadb.rejected_messages`.
 #[derive(Debug, Clone)]
@@ -147,19 +151,37 @@ pub struct SourceState {
     budget: Arc<SpeedBudget>,
     /// The speed-table bytes this source last reported to `budget`.
     counted_bytes: std::sync::atomic::AtomicUsize,
+    /// Compaction's pins, replaced files and figures.
+    pub upkeep: compact::Upkeep,
 }
 
 impl SourceState {
-    /// Opens the source's part of the master dataset under `data_dir`.
-    pub fn open(
+    /// Opens the source's Delta table of the master dataset in `master`
+    /// (refusing an object store whose creates are not conditional).
+    pub async fn open(
         spec: SourceSpec,
-        data_dir: &Path,
+        master: &MasterLocation,
         rejected_keep: usize,
         budget: Arc<SpeedBudget>,
     ) -> Result<Self> {
-        let dir = crate::layout::source_dir(data_dir, &spec.name)?;
-        let (archiver, manifest) =
-            Archiver::open(&dir, spec.physical_schema()).map_err(from_batch)?;
+        let local = match master {
+            MasterLocation::Local(root) => Some(root.as_path()),
+            MasterLocation::S3 { .. } => None,
+        };
+        let store = master
+            .table(&crate::layout::table_name(local, &spec.name)?)
+            .map_err(from_batch)?;
+        if store.local_dir().is_none() {
+            store.check_conditional_put().await.map_err(from_batch)?;
+        }
+        let (archiver, manifest) = Archiver::open(
+            store,
+            &spec.name,
+            spec.physical_schema(),
+            spec.event_time.as_deref(),
+        )
+        .await
+        .map_err(from_batch)?;
         Ok(Self {
             scan_schema: string_views(&spec.schema),
             scan_physical: string_views(&spec.physical_schema()),
@@ -182,6 +204,7 @@ impl SourceState {
             health: Mutex::new(Health::default()),
             budget,
             counted_bytes: std::sync::atomic::AtomicUsize::new(0),
+            upkeep: compact::Upkeep::default(),
         })
     }
 
@@ -252,9 +275,19 @@ impl SourceState {
         &self.fold_lock
     }
 
-    /// This source's part of the master dataset: `data_dir/sources/<name>`.
-    pub fn dir(&self) -> &Path {
-        self.archiver.dir()
+    /// Where this source's Delta table lives.
+    pub fn store(&self) -> &TableStore {
+        self.archiver.store()
+    }
+
+    /// The location scans read master-dataset file `rel` from.
+    pub fn location(&self, rel: &str) -> String {
+        self.archiver.store().location(rel)
+    }
+
+    /// The Delta table version last committed.
+    pub async fn table_version(&self) -> i64 {
+        self.archiver.table_version().await
     }
 
     /// The next offset to consume per partition (cheap: no rows are copied).
@@ -279,8 +312,11 @@ impl SourceState {
     }
 
     /// Archive files at or above `from` (whole files, see `Manifest::files_from`).
-    pub fn files_from(&self, snap: &SourceSnapshot, from: &Watermark) -> Vec<PathBuf> {
-        snap.manifest.files_from(self.dir(), from)
+    pub fn files_from(&self, snap: &SourceSnapshot, from: &Watermark) -> Vec<String> {
+        snap.manifest
+            .files_from(from)
+            .map(|f| self.location(&f.path))
+            .collect()
     }
 
     /// The manifest as last committed.
@@ -292,7 +328,13 @@ impl SourceState {
     /// A failure is kept in `lambdadb.sources` until an archive succeeds; the
     /// rows stay in memory (back-pressure pauses ingest at the ceiling).
     pub async fn archive(self: &Arc<Self>) -> Result<Arc<Manifest>> {
-        let result = self.archive_once().await;
+        let _one_at_a_time = self.archive_lock.lock().await;
+        self.archive_locked_noted().await
+    }
+
+    /// [`Self::archive_locked`], with its failure kept for `lambdadb.sources`.
+    async fn archive_locked_noted(self: &Arc<Self>) -> Result<Arc<Manifest>> {
+        let result = self.archive_locked().await;
         let mut health = self.health.lock().expect("health lock");
         match &result {
             Ok(_) => {
@@ -308,8 +350,8 @@ impl SourceState {
         result
     }
 
-    async fn archive_once(self: &Arc<Self>) -> Result<Arc<Manifest>> {
-        let _one_at_a_time = self.archive_lock.lock().await;
+    /// Archives everything consumed so far; callers hold `archive_lock`.
+    async fn archive_locked(self: &Arc<Self>) -> Result<Arc<Manifest>> {
         let (manifest, inputs) = {
             let inner = self.inner.read().expect("source lock");
             let archived = &inner.manifest.watermark;
@@ -339,10 +381,10 @@ impl SourceState {
         if inputs.is_empty() {
             return Ok(manifest);
         }
-        let archiver = self.archiver.clone();
-        let next = tokio::task::spawn_blocking(move || archiver.archive(&manifest, &inputs))
+        let next = self
+            .archiver
+            .archive(&manifest, inputs)
             .await
-            .map_err(|e| QueryError::Internal(e.to_string()))?
             .map_err(from_batch)?;
         let next = Arc::new(next);
         let mut inner = self.inner.write().expect("source lock");
@@ -374,12 +416,11 @@ impl SourceState {
     ) -> Result<lambdadb_batch::ImportSummary> {
         let _one_at_a_time = self.archive_lock.lock().await;
         let manifest = self.manifest();
-        let archiver = self.archiver.clone();
-        let (next, summary) =
-            tokio::task::spawn_blocking(move || archiver.import(&manifest, &paths))
-                .await
-                .map_err(|e| QueryError::Internal(e.to_string()))?
-                .map_err(from_batch)?;
+        let (next, summary) = self
+            .archiver
+            .import(&manifest, &paths)
+            .await
+            .map_err(from_batch)?;
         self.inner.write().expect("source lock").manifest = Arc::new(next);
         Ok(summary)
     }

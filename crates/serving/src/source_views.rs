@@ -4,11 +4,10 @@
 //! change names the definition (`owner`) it is for, so a replaced
 //! definition's late fold or version never lands in its successor's state.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
-use lambdadb_batch::{IMPORT_PARTITION, ViewVersion};
+use lambdadb_batch::{IMPORT_PARTITION, TableStore, ViewVersion};
 
 use super::{Inner, SourceCut, SourceState, now_ms};
 use crate::viewspeed::{ViewInput, ViewSpeed};
@@ -44,25 +43,29 @@ impl SourceState {
     pub fn view_input(&self, name: &str, owner: u64) -> Option<ViewInput> {
         let inner = self.inner.read().expect("source lock");
         let speed = inner.views.get(name).filter(|v| v.owner == owner)?.clone();
-        Some(Self::input_of(&inner, self.dir(), speed))
+        Some(Self::input_of(&inner, self.store(), speed))
     }
 
-    fn input_of(inner: &Inner, dir: &Path, speed: ViewSpeed) -> ViewInput {
+    fn input_of(inner: &Inner, store: &TableStore, speed: ViewSpeed) -> ViewInput {
         let (files, rows) = if speed.from_files {
             // `folded` is a manifest boundary at or below the manifest's watermark:
             // archive files from it, then the speed table from the manifest on.
             (
-                inner.manifest.files_from(dir, &speed.folded),
+                inner
+                    .manifest
+                    .files_from(&speed.folded)
+                    .map(|f| store.location(&f.path))
+                    .collect(),
                 inner.speed.rows_from(&inner.manifest.watermark),
             )
         } else {
             // Imported files above the fold come from files: imports never pass
             // through the speed table.
-            let imports = inner.manifest.partition_files_from(
-                dir,
-                IMPORT_PARTITION,
-                speed.folded.next(IMPORT_PARTITION),
-            );
+            let imports = inner
+                .manifest
+                .partition_files_from(IMPORT_PARTITION, speed.folded.next(IMPORT_PARTITION))
+                .map(|f| store.location(&f.path))
+                .collect();
             (imports, inner.speed.rows_from(&speed.folded))
         };
         let mut consumed = inner.speed.consumed();
@@ -122,7 +125,7 @@ impl SourceState {
             .map(|(name, speed)| {
                 (
                     name.clone(),
-                    Self::input_of(&inner, self.dir(), speed.clone()),
+                    Self::input_of(&inner, self.store(), speed.clone()),
                 )
             })
             .collect();
@@ -137,7 +140,7 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use lambdadb_common::Watermark;
 
-    fn source(dir: &Path) -> SourceState {
+    async fn source(dir: &std::path::Path) -> SourceState {
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true)]));
         let spec = lambdadb_common::SourceSpec {
             name: "s".into(),
@@ -147,16 +150,19 @@ mod tests {
             event_time: None,
             definition: String::new(),
         };
-        SourceState::open(spec, dir, 10, Arc::new(SpeedBudget::new(0))).unwrap()
+        let master = lambdadb_batch::MasterLocation::Local(dir.to_path_buf());
+        SourceState::open(spec, &master, 10, Arc::new(SpeedBudget::new(0)))
+            .await
+            .unwrap()
     }
 
     /// Issue 13: a fold computed for a definition that was replaced meanwhile
     /// must not land in the new definition's state (before, folds looked views
     /// up by name only).
-    #[test]
-    fn a_replaced_definition_never_receives_its_predecessors_rows() {
+    #[tokio::test]
+    async fn a_replaced_definition_never_receives_its_predecessors_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let s = source(dir.path());
+        let s = source(dir.path()).await;
         s.attach_view("v", 1, None);
         let old_input = s.view_input("v", 1).unwrap();
         s.attach_view("v", 2, None); // CREATE OR REPLACE

@@ -226,7 +226,10 @@ impl ViewState {
             .map(|m| m.len())
             .unwrap_or(u64::MAX);
         if size > IN_MEMORY_LIMIT {
-            return Ok(files_table(partial_schema.clone(), &[path])?);
+            return Ok(files_table(
+                partial_schema.clone(),
+                &[path.to_string_lossy().into_owned()],
+            )?);
         }
         let file = std::fs::File::open(&path)
             .map_err(|e| QueryError::Io(format!("cannot read {}: {e}", path.display())))?;
@@ -320,9 +323,10 @@ impl ViewState {
     }
 
     async fn refresh_locked(&self, full: bool) -> Result<Arc<ViewVersion>> {
-        let manifest = self.source.archive().await?;
+        // The pin keeps compaction from merging across the new version's
+        // watermark until the version is published (and kept).
+        let (manifest, _pin) = self.source.archive_pinned().await?;
         let base = if full { None } else { self.incremental_base() };
-        let dir = self.source.dir();
         let (files, input_rows): (Vec<_>, u64) = match &base {
             // Whole files: every version's watermark was a manifest's, and
             // file boundaries are always at such watermarks.
@@ -331,11 +335,15 @@ impl ViewState {
                 .iter()
                 .filter(|f| f.first_offset >= b.watermark.next(f.partition))
                 .fold((vec![], 0), |(mut paths, rows), f| {
-                    paths.push(dir.join(&f.path));
+                    paths.push(self.source.location(&f.path));
                     (paths, rows + f.rows)
                 }),
             None => (
-                manifest.files.iter().map(|f| dir.join(&f.path)).collect(),
+                manifest
+                    .files
+                    .iter()
+                    .map(|f| self.source.location(&f.path))
+                    .collect(),
                 manifest.rows(),
             ),
         };

@@ -57,7 +57,7 @@ async fn every_query_counts_each_event_once_while_the_seam_moves() {
         result_cache_size: "0".into(),
         ..Config::default()
     };
-    let engine = Engine::new(config, brokers.clone());
+    let engine = Engine::new(config, brokers.clone()).unwrap();
     declare(
         &engine,
         "CREATE TABLE clicks (t TIMESTAMPTZ NOT NULL, k TEXT NOT NULL, v BIGINT) WITH (topic = 'clicks');

@@ -2,6 +2,7 @@
 
 mod columns;
 mod freshness;
+mod master;
 mod versions;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub const TABLES: &[&str] = &[
     "freshness",
     "cache",
     "view_versions",
+    "master_dataset",
 ];
 
 /// System table `name`, built from the engine's state now; `None` if there is none.
@@ -35,6 +37,7 @@ pub fn table(engine: &Engine, name: &str) -> Result<Option<Arc<dyn TableProvider
         "freshness" => freshness::freshness(engine)?,
         "cache" => crate::resultcache::stats_batch(engine)?,
         "view_versions" => versions::view_versions(engine)?,
+        "master_dataset" => master::master_dataset(engine)?,
         _ => return Ok(None),
     };
     Ok(Some(Arc::new(MemTable::try_new(

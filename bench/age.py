@@ -1,0 +1,212 @@
+"""The age benchmark (issue 14): what a month of a deployment costs compared
+with the same events loaded fresh.
+
+1. *Aged*: events spread over `--days` days of event time are produced in many
+   small chunks with a short `archive_interval`, the way a month of 10-second
+   archive runs would leave the master dataset: thousands of small commits.
+   Measured before and after compaction.
+2. *Fresh*: the same events produced at once into a new data directory and
+   archived in one run per partition.
+
+For each: files, Delta table version, time to open (restart until the server
+answers), `count(*)`, a small dashboard suite, a full view refresh; for the
+aged one also an incremental refresh after 1% new events; resident memory of
+the server sampled throughout. Prints one table; every figure is from this run.
+
+    .venv/bin/python bench/age.py --bin target/release/lambdadb [--events N]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "integration"))
+
+DASHBOARD = [
+    "SELECT count(*) FROM events",
+    "SELECT event_type, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC",
+    "SELECT date_trunc('day', event_time) AS d, sum(revenue) FROM events GROUP BY 1 ORDER BY 1",
+    "SELECT country, count(DISTINCT user_id) FROM events "
+    "WHERE event_time >= TIMESTAMPTZ '2026-01-20 00:00:00+00' GROUP BY 1",
+    "SELECT * FROM events_hourly WHERE hour >= TIMESTAMPTZ '2026-01-25 00:00:00+00' ORDER BY hour LIMIT 50",
+]
+
+
+def log(msg):
+    print(f"[age {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def rss_kb(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class Sampler:
+    """Samples the server's resident memory every 0.5 s."""
+
+    def __init__(self):
+        self.samples, self.pid, self._stop = [], None, threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while not self._stop.wait(0.5):
+            if self.pid and (kb := rss_kb(self.pid)):
+                self.samples.append(kb)
+
+    def stop(self):
+        self._stop.set()
+
+
+def timed(fn, repeat=3):
+    best = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        d = time.perf_counter() - t
+        best = d if best is None else min(best, d)
+    return best
+
+
+def measure(server, label):
+    m = server.query("SELECT files, table_version FROM lambdadb.master_dataset WHERE table_name = 'events'")[0]
+    t = time.perf_counter()
+    server.stop()
+    server.start()
+    server.query("SELECT 1")
+    open_s = time.perf_counter() - t
+    count_s = timed(lambda: server.query("SELECT count(*) FROM events"))
+    dash_s = sum(timed(lambda q=q: server.query(q)) for q in DASHBOARD)
+    full_s = timed(lambda: server.query("REFRESH MATERIALIZED VIEW events_hourly FULL"), repeat=1)
+    log(f"{label}: {m[0]} files, table version {m[1]}, open {open_s:.2f}s, count {count_s*1000:.0f}ms, "
+        f"dashboard {dash_s*1000:.0f}ms, full refresh {full_s:.2f}s")
+    return {"files": m[0], "version": m[1], "open": open_s, "count": count_s, "dash": dash_s, "full": full_s}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "lambdadb"))
+    ap.add_argument("--events", type=int, default=3_000_000)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--chunks", type=int, default=1500, help="produce runs (each archived apart)")
+    ap.add_argument("--partitions", type=int, default=3)
+    args = ap.parse_args()
+    os.environ["LAMBDADB_TEST_BIN"] = args.bin
+    from harness import Server, Tansu, generate, produce  # noqa: E402
+
+    work = Path(tempfile.mkdtemp(prefix="lambdadb-age-"))
+    logs = work / "logs"
+    logs.mkdir()
+    sampler = Sampler()
+    broker = Tansu(logs)
+    try:
+        broker.create_topic("events", args.partitions)
+        start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        rate = args.events / (args.days * 86400.0)
+        log(f"generating {args.events} events over {args.days} days")
+        events = generate(work / "all.jsonl", args.events, seed=14, start=start.isoformat(), rate=rate,
+                          late_fraction=0.01)
+        lines = events.read_text().splitlines(keepends=True)
+        new = int(len(lines) * 0.01)
+        base, extra = lines[:-new], lines[-new:]
+
+        # Aged: many small archive runs, no compaction yet.
+        # The result cache off: repeated timings must run the query.
+        aged_env = {"LAMBDADB_ARCHIVE_INTERVAL": "50ms", "LAMBDADB_COMPACT_INTERVAL": "0s",
+                    "LAMBDADB_REFRESH_INTERVAL": "0s", "LAMBDADB_RESULT_CACHE_SIZE": "0"}
+        aged = Server(broker.brokers, work / "aged", logs, env=aged_env).start()
+        sampler.pid = aged.proc.pid
+        per = max(1, len(base) // args.chunks)
+        t = time.perf_counter()
+        for i in range(0, len(base), per):
+            piece = work / "piece.jsonl"
+            piece.write_text("".join(base[i:i + per]))
+            produce(broker.brokers, "events", piece)
+            time.sleep(0.06)
+            if (i // per) % 100 == 0:
+                log(f"aged load: {i + per}/{len(base)} events")
+        aged.wait_count(len(base), timeout=1800)
+        log(f"aged load took {time.perf_counter() - t:.0f}s")
+        aged.query("REFRESH MATERIALIZED VIEW events_hourly FULL")
+        before = measure(aged, "aged, before compaction")
+        sampler.pid = aged.proc.pid
+
+        # Compaction.
+        aged.stop()
+        aged.env.update({"LAMBDADB_COMPACT_INTERVAL": "1s", "LAMBDADB_COMPACT_MIN_FILES": "4",
+                         "LAMBDADB_VACUUM_GRACE": "1s"})
+        aged.start()
+        sampler.pid = aged.proc.pid
+        t = time.perf_counter()
+        last, stable = None, 0
+        while stable < 5 and time.perf_counter() - t < 1800:
+            files = aged.query("SELECT files FROM lambdadb.master_dataset")[0][0]
+            stable = stable + 1 if files == last else 0
+            last = files
+            time.sleep(1)
+        log(f"compaction settled at {last} files in {time.perf_counter() - t:.0f}s")
+        after = measure(aged, "aged, after compaction")
+        sampler.pid = aged.proc.pid
+
+        # Incremental refresh after 1% new events, against a full one.
+        (work / "extra.jsonl").write_text("".join(extra))
+        produce(broker.brokers, "events", work / "extra.jsonl")
+        aged.wait_count(len(lines), timeout=600)
+        inc = timed(lambda: aged.query("REFRESH MATERIALIZED VIEW events_hourly"), repeat=1)
+        how = aged.query("SELECT how, input_rows FROM lambdadb.view_versions WHERE serving")[0]
+        full = timed(lambda: aged.query("REFRESH MATERIALIZED VIEW events_hourly FULL"), repeat=1)
+        log(f"refresh after 1% new events: incremental {inc:.2f}s ({how}), full {full:.2f}s")
+        aged.stop()
+
+        # Fresh: everything at once.
+        broker.create_topic("fresh", args.partitions)
+        fresh_sql = work / "sql"
+        fresh_sql.mkdir()
+        for f in (ROOT / "sql").glob("*.sql"):
+            (fresh_sql / f.name).write_text(f.read_text().replace("topic = 'events'", "topic = 'fresh'"))
+        fresh = Server(broker.brokers, work / "fresh", logs, sql_dir=fresh_sql,
+                       env={"LAMBDADB_ARCHIVE_INTERVAL": "3600s", "LAMBDADB_COMPACT_INTERVAL": "0s",
+                            "LAMBDADB_RESULT_CACHE_SIZE": "0"}).start()
+        sampler.pid = fresh.proc.pid
+        produce(broker.brokers, "fresh", events)
+        fresh.wait_count(len(lines), timeout=1800)
+        fresh.stop()  # archives at shutdown: one file per partition
+        fresh.start()
+        fresh.query("REFRESH MATERIALIZED VIEW events_hourly FULL")
+        fr = measure(fresh, "fresh import")
+        fresh.stop()
+    finally:
+        sampler.stop()
+        broker.stop()
+
+    rss = sampler.samples
+    print()
+    print(f"age benchmark: {len(lines)} events over {args.days} days, {args.partitions} partitions, "
+          f"{args.chunks} produce runs; binary {args.bin}")
+    print(f"{'':32}{'files':>8}{'version':>9}{'open s':>9}{'count ms':>10}{'dash ms':>9}{'full s':>8}")
+    for label, r in (("aged, before compaction", before), ("aged, after compaction", after), ("fresh", fr)):
+        print(f"{label:32}{r['files']:>8}{r['version']:>9}{r['open']:>9.2f}{r['count']*1000:>10.0f}"
+              f"{r['dash']*1000:>9.0f}{r['full']:>8.2f}")
+    print(f"after compaction / fresh: open {after['open']/fr['open']:.2f}x, count {after['count']/fr['count']:.2f}x, "
+          f"dashboard {after['dash']/fr['dash']:.2f}x (target: within 1.2x)")
+    print(f"incremental refresh after 1% new events: {inc:.2f}s = {inc/full*100:.1f}% of a full one ({full:.2f}s)"
+          f" (target: at most 5%)")
+    if rss:
+        q = len(rss) // 4 or 1
+        print(f"resident memory: first quarter median {statistics.median(rss[:q])/1024:.0f} MB, "
+              f"last quarter median {statistics.median(rss[-q:])/1024:.0f} MB, max {max(rss)/1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,411 @@
+//! The master dataset's transaction log: one Delta Lake table per source.
+//!
+//! Every archive run, import, compaction or retention pass is one Delta
+//! commit, atomic by the store's create-if-absent (a rename-free conditional
+//! put on S3, a hard link on local disk). What lambdadb needs beyond the file
+//! list rides in the commit itself, so the table alone restores the state:
+//!
+//! - each file's Kafka partition, offset range, rows, event-time bounds and
+//!   import identity are `add.tags` (`lambdadb.*`), which checkpoints keep;
+//! - the offset vector is a set of Delta application transactions (`txn`,
+//!   made for idempotent streaming writers): `lambdadb.wm.<p>` holds the next
+//!   offset of partition `p`, `lambdadb.fp.<p>` and `lambdadb.fpo.<p>` the
+//!   payload hash and offset of its last archived message (the restart
+//!   check), and `lambdadb.partitions` one past
+//!   the highest partition ever committed, so they can be enumerated;
+//! - the commit info repeats the watermark for people reading the history.
+//!
+//! Readers outside lambdadb (Spark, Trino, DuckDB `delta_scan`, Python
+//! `deltalake`, polars) see an ordinary append-only table with the columns
+//! of the source plus `_partition` and `_offset`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use arrow::datatypes::SchemaRef;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, Remove, StructType, Transaction};
+use deltalake::logstore::{
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+};
+use deltalake::operations::create::CreateBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableBuilder, TableProperty};
+use lambdadb_common::{Fingerprint, PartitionId};
+use tracing::info;
+use url::Url;
+
+use crate::IMPORT_PARTITION;
+use crate::manifest::{ArchiveFile, ImportedFrom, Manifest};
+use crate::store::TableStore;
+use crate::{BatchError, Result};
+
+const TAG: &str = "lambdadb.";
+const PARTITIONS_TXN: &str = "lambdadb.partitions";
+
+/// One source's Delta table, loaded.
+pub struct DeltaLog {
+    table: DeltaTable,
+    store: TableStore,
+}
+
+impl std::fmt::Debug for DeltaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeltaLog({})", self.store.url)
+    }
+}
+
+/// A failure inside delta-rs, as a batch error.
+pub(crate) fn delta_err(e: deltalake::DeltaTableError) -> BatchError {
+    BatchError::Delta(e.to_string())
+}
+
+impl DeltaLog {
+    /// Loads the table at `store` (creating it, empty or from `legacy` — the
+    /// state of a pre-Delta `manifest.json` whose files stay where they are)
+    /// and returns the state it records.
+    pub async fn open(
+        store: TableStore,
+        name: &str,
+        schema: &SchemaRef,
+        legacy: Option<Manifest>,
+    ) -> Result<(Self, Manifest)> {
+        register_s3_log_store();
+        let mut table = DeltaTableBuilder::from_url(store.url.clone())
+            .map_err(delta_err)?
+            .with_storage_backend(store.store.clone(), store.url.clone())
+            .build()
+            .map_err(delta_err)?;
+        if table
+            .verify_deltatable_existence()
+            .await
+            .map_err(delta_err)?
+        {
+            table.load().await.map_err(delta_err)?;
+        } else {
+            let kernel: StructType = schema
+                .as_ref()
+                .try_into_kernel()
+                .map_err(|e| BatchError::Delta(format!("the table's schema: {e}")))?;
+            let mut create = CreateBuilder::new()
+                .with_log_store(table.log_store())
+                .with_table_name(name)
+                .with_columns(kernel.fields().cloned())
+                .with_save_mode(SaveMode::Ignore)
+                // A checkpoint every 100 commits keeps opening the table as cheap
+                // after a year as after a day.
+                .with_configuration_property(TableProperty::CheckpointInterval, Some("100"));
+            if let Some(m) = &legacy {
+                let adds = m
+                    .files
+                    .iter()
+                    .map(|f| Action::Add(add_action(f)))
+                    .collect::<Vec<_>>();
+                create = create
+                    .with_actions(adds)
+                    .with_commit_properties(properties(&Manifest::default(), m));
+                info!(
+                    table = name,
+                    files = m.files.len(),
+                    "moving the master dataset from manifest.json to a Delta table (the files stay)"
+                );
+            }
+            table = create.await.map_err(delta_err)?;
+        }
+        let log = Self { table, store };
+        let manifest = log.read().await?;
+        Ok((log, manifest))
+    }
+
+    /// The table's store.
+    pub fn store(&self) -> &TableStore {
+        &self.store
+    }
+
+    /// The state the loaded snapshot records.
+    async fn read(&self) -> Result<Manifest> {
+        let snapshot = self.table.snapshot().map_err(delta_err)?;
+        let mut files = Vec::new();
+        for view in snapshot.log_data().iter() {
+            #[allow(deprecated)] // the only public accessor of an add's tags
+            let add = view.add_action();
+            files.push(file_of(&add)?);
+        }
+        files.sort_by_key(|f| (f.partition, f.first_offset));
+        let log_store = self.table.log_store();
+        let txn = |app: String| {
+            let log_store = log_store.clone();
+            async move {
+                snapshot
+                    .transaction_version(log_store.as_ref(), app)
+                    .await
+                    .map_err(delta_err)
+            }
+        };
+        let mut manifest = Manifest {
+            version: self.table.version().unwrap_or(0),
+            files,
+            ..Manifest::default()
+        };
+        let partitions = txn(PARTITIONS_TXN.to_string()).await?.unwrap_or(0);
+        for p in (0..partitions as PartitionId).chain([IMPORT_PARTITION]) {
+            let Some(next) = txn(format!("{TAG}wm.{p}")).await? else {
+                continue;
+            };
+            manifest.watermark.advance(p, next);
+            if let (Some(hash), Some(offset)) = (
+                txn(format!("{TAG}fp.{p}")).await?,
+                txn(format!("{TAG}fpo.{p}")).await?,
+            ) {
+                manifest.fingerprints.insert(
+                    p,
+                    Fingerprint {
+                        offset,
+                        hash: hash as u64,
+                    },
+                );
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// Commits the change from `current` to `next` (files added and removed,
+    /// the watermark and fingerprints of every partition that moved) as one
+    /// Delta commit. `point` names the commit's fault points. After an error
+    /// the table is reloaded: if the commit landed anyway (its post-commit
+    /// checkpoint failed, say), that counts as success.
+    pub async fn commit(
+        &mut self,
+        current: &Manifest,
+        next: &Manifest,
+        operation: DeltaOperation,
+        point: &'static str,
+    ) -> Result<Manifest> {
+        let old: std::collections::HashSet<&str> =
+            current.files.iter().map(|f| f.path.as_str()).collect();
+        let new: std::collections::HashSet<&str> =
+            next.files.iter().map(|f| f.path.as_str()).collect();
+        let now = now_ms();
+        // A rewrite of the same rows (OPTIMIZE) changes no data: streaming
+        // readers of the table skip it.
+        let data_change = !matches!(operation, DeltaOperation::Optimize { .. });
+        let mut actions: Vec<Action> = next
+            .files
+            .iter()
+            .filter(|f| !old.contains(f.path.as_str()))
+            .map(|f| {
+                let mut add = add_action(f);
+                add.data_change = data_change;
+                Action::Add(add)
+            })
+            .collect();
+        actions.extend(
+            current
+                .files
+                .iter()
+                .filter(|f| !new.contains(f.path.as_str()))
+                .map(|f| {
+                    Action::Remove(Remove {
+                        path: f.path.clone(),
+                        data_change,
+                        deletion_timestamp: Some(now),
+                        extended_file_metadata: Some(true),
+                        partition_values: Some(HashMap::new()),
+                        size: Some(f.bytes as i64),
+                        tags: Some(tags(f)),
+                        deletion_vector: None,
+                        base_row_id: None,
+                        default_row_commit_version: None,
+                    })
+                }),
+        );
+        self.store.set_commit_point(point);
+        let result = CommitBuilder::from(properties(current, next))
+            .with_actions(actions)
+            .build(
+                Some(self.table.snapshot().map_err(delta_err)?),
+                self.table.log_store(),
+                operation,
+            )
+            .await;
+        self.store.set_commit_point("archive.manifest");
+        match result {
+            Ok(done) => {
+                self.table.state = Some(done.snapshot());
+            }
+            Err(e) => {
+                let e = delta_err(e);
+                self.table.update_state().await.map_err(delta_err)?;
+                let landed = self.read().await?;
+                if landed.watermark != next.watermark || landed.files.len() != next.files.len() {
+                    return Err(e);
+                }
+                tracing::warn!(table = %self.store.url, "the commit landed although delta-rs reported an error after it: {e}");
+            }
+        }
+        let mut committed = next.clone();
+        committed.version = self.table.version().unwrap_or(0);
+        Ok(committed)
+    }
+
+    /// The Delta table version loaded.
+    pub fn version(&self) -> i64 {
+        self.table.version().map(|v| v as i64).unwrap_or(-1)
+    }
+}
+
+/// The txns and commit info recording `next`'s offsets (only partitions that
+/// moved since `current`: a txn keeps its last value until it is set again).
+fn properties(current: &Manifest, next: &Manifest) -> CommitProperties {
+    let mut txns = Vec::new();
+    let mut highest = -1;
+    for (p, offset) in next.watermark.partitions() {
+        highest = highest.max(p);
+        if current.watermark.next(p) != offset {
+            txns.push(Transaction::new(format!("{TAG}wm.{p}"), offset));
+        }
+        if let Some(fp) = next.fingerprints.get(&p)
+            && current.fingerprints.get(&p) != Some(fp)
+        {
+            txns.push(Transaction::new(format!("{TAG}fp.{p}"), fp.hash as i64));
+            txns.push(Transaction::new(format!("{TAG}fpo.{p}"), fp.offset));
+        }
+    }
+    let before = current
+        .watermark
+        .partitions()
+        .map(|(p, _)| p)
+        .max()
+        .unwrap_or(-1);
+    if highest > before || current.version == 0 {
+        txns.push(Transaction::new(PARTITIONS_TXN, i64::from(highest + 1)));
+    }
+    CommitProperties::default()
+        .with_application_transactions(txns)
+        .with_metadata([(
+            "lambdadb.watermark".to_string(),
+            serde_json::Value::String(next.watermark.to_string()),
+        )])
+}
+
+fn tags(f: &ArchiveFile) -> HashMap<String, Option<String>> {
+    let mut t: Vec<(&str, String)> = vec![
+        ("partition", f.partition.to_string()),
+        ("first_offset", f.first_offset.to_string()),
+        ("next_offset", f.next_offset.to_string()),
+        ("rows", f.rows.to_string()),
+    ];
+    if let Some((lo, hi)) = f.event_time_ms {
+        t.push(("min_event_time_ms", lo.to_string()));
+        t.push(("max_event_time_ms", hi.to_string()));
+    }
+    if let Some(i) = &f.imported_from {
+        t.push(("imported_name", i.name.clone()));
+        t.push(("imported_hash", i.hash.clone()));
+        t.push(("imported_size", i.size.to_string()));
+    }
+    t.into_iter()
+        .map(|(k, v)| (format!("{TAG}{k}"), Some(v)))
+        .collect()
+}
+
+fn add_action(f: &ArchiveFile) -> Add {
+    let stats = serde_json::json!({
+        "numRecords": f.rows,
+        "minValues": {"_partition": f.partition, "_offset": f.first_offset},
+        "maxValues": {"_partition": f.partition, "_offset": (f.next_offset - 1).max(f.first_offset)},
+        "nullCount": {"_partition": 0, "_offset": 0},
+    });
+    Add {
+        path: f.path.clone(),
+        partition_values: HashMap::new(),
+        size: f.bytes as i64,
+        modification_time: now_ms(),
+        data_change: true,
+        stats: Some(stats.to_string()),
+        tags: Some(tags(f)),
+        ..Default::default()
+    }
+}
+
+fn file_of(add: &Add) -> Result<ArchiveFile> {
+    let tags = add.tags.clone().unwrap_or_default();
+    let get = |k: &str| {
+        tags.get(&format!("{TAG}{k}"))
+            .cloned()
+            .flatten()
+            .ok_or_else(|| {
+                BatchError::Delta(format!(
+                    "file {} of the master dataset has no tag {TAG}{k}: it was not written by lambdadb, which cannot serve a table another writer changed",
+                    add.path
+                ))
+            })
+    };
+    let num = |k: &str| -> Result<i64> {
+        get(k)?.parse().map_err(|_| {
+            BatchError::Delta(format!("file {}: tag {TAG}{k} is not a number", add.path))
+        })
+    };
+    let time = match (num("min_event_time_ms"), num("max_event_time_ms")) {
+        (Ok(lo), Ok(hi)) => Some((lo, hi)),
+        _ => None,
+    };
+    let imported_from = match get("imported_hash") {
+        Ok(hash) => Some(ImportedFrom {
+            name: get("imported_name")?,
+            hash,
+            size: num("imported_size")? as u64,
+        }),
+        Err(_) => None,
+    };
+    Ok(ArchiveFile {
+        path: add.path.clone(),
+        partition: num("partition")? as PartitionId,
+        first_offset: num("first_offset")?,
+        next_offset: num("next_offset")?,
+        rows: num("rows")? as u64,
+        bytes: add.size as u64,
+        imported_from,
+        event_time_ms: time,
+    })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// delta-rs knows log stores for `file://` and `memory://` only (S3's comes
+/// with deltalake-aws and the AWS SDK); ours is its default one, atomic by
+/// conditional put, which the start-up check verifies.
+fn register_s3_log_store() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        logstore_factories().insert(
+            Url::parse("s3://").expect("a scheme URL"),
+            Arc::new(ConditionalPutLogStore),
+        );
+    });
+}
+
+struct ConditionalPutLogStore;
+
+impl LogStoreFactory for ConditionalPutLogStore {
+    fn with_options(
+        &self,
+        prefixed_store: ObjectStoreRef,
+        root_store: ObjectStoreRef,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> deltalake::DeltaResult<Arc<dyn LogStore>> {
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
