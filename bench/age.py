@@ -58,12 +58,13 @@ class Sampler:
 
     def __init__(self):
         self.samples, self.pid, self._stop = [], None, threading.Event()
+        self.phase = "setup"
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self):
         while not self._stop.wait(0.5):
             if self.pid and (kb := rss_kb(self.pid)):
-                self.samples.append(kb)
+                self.samples.append((self.phase, kb))
 
     def stop(self):
         self._stop.set()
@@ -79,13 +80,14 @@ def timed(fn, repeat=3):
     return best
 
 
-def measure(server, label):
+def measure(server, label, sampler):
     m = server.query("SELECT files, table_version FROM lambdadb.master_dataset WHERE table_name = 'events'")[0]
-    t = time.perf_counter()
     server.stop()
-    server.start()
+    t = time.perf_counter()
+    server.start()  # returns once the port is open: every table and view is loaded
     server.query("SELECT 1")
     open_s = time.perf_counter() - t
+    sampler.pid = server.proc.pid
     count_s = timed(lambda: server.query("SELECT count(*) FROM events"))
     dash_s = sum(timed(lambda q=q: server.query(q)) for q in DASHBOARD)
     full_s = timed(lambda: server.query("REFRESH MATERIALIZED VIEW events_hourly FULL"), repeat=1)
@@ -126,7 +128,7 @@ def main():
         aged_env = {"LAMBDADB_ARCHIVE_INTERVAL": "50ms", "LAMBDADB_COMPACT_INTERVAL": "0s",
                     "LAMBDADB_REFRESH_INTERVAL": "0s", "LAMBDADB_RESULT_CACHE_SIZE": "0"}
         aged = Server(broker.brokers, work / "aged", logs, env=aged_env).start()
-        sampler.pid = aged.proc.pid
+        sampler.pid, sampler.phase = aged.proc.pid, "aged load"
         per = max(1, len(base) // args.chunks)
         t = time.perf_counter()
         for i in range(0, len(base), per):
@@ -139,15 +141,15 @@ def main():
         aged.wait_count(len(base), timeout=1800)
         log(f"aged load took {time.perf_counter() - t:.0f}s")
         aged.query("REFRESH MATERIALIZED VIEW events_hourly FULL")
-        before = measure(aged, "aged, before compaction")
-        sampler.pid = aged.proc.pid
+        sampler.phase = "measuring"
+        before = measure(aged, "aged, before compaction", sampler)
 
         # Compaction.
         aged.stop()
         aged.env.update({"LAMBDADB_COMPACT_INTERVAL": "1s", "LAMBDADB_COMPACT_MIN_FILES": "4",
                          "LAMBDADB_VACUUM_GRACE": "1s"})
         aged.start()
-        sampler.pid = aged.proc.pid
+        sampler.pid, sampler.phase = aged.proc.pid, "compaction"
         t = time.perf_counter()
         last, stable = None, 0
         while stable < 5 and time.perf_counter() - t < 1800:
@@ -156,8 +158,8 @@ def main():
             last = files
             time.sleep(1)
         log(f"compaction settled at {last} files in {time.perf_counter() - t:.0f}s")
-        after = measure(aged, "aged, after compaction")
-        sampler.pid = aged.proc.pid
+        sampler.phase = "measuring"
+        after = measure(aged, "aged, after compaction", sampler)
 
         # Incremental refresh after 1% new events, against a full one.
         (work / "extra.jsonl").write_text("".join(extra))
@@ -178,19 +180,19 @@ def main():
         fresh = Server(broker.brokers, work / "fresh", logs, sql_dir=fresh_sql,
                        env={"LAMBDADB_ARCHIVE_INTERVAL": "3600s", "LAMBDADB_COMPACT_INTERVAL": "0s",
                             "LAMBDADB_RESULT_CACHE_SIZE": "0"}).start()
-        sampler.pid = fresh.proc.pid
+        sampler.pid, sampler.phase = fresh.proc.pid, "fresh load"
         produce(broker.brokers, "fresh", events)
         fresh.wait_count(len(lines), timeout=1800)
         fresh.stop()  # archives at shutdown: one file per partition
         fresh.start()
         fresh.query("REFRESH MATERIALIZED VIEW events_hourly FULL")
-        fr = measure(fresh, "fresh import")
+        fr = measure(fresh, "fresh import", sampler)
         fresh.stop()
     finally:
         sampler.stop()
         broker.stop()
 
-    rss = sampler.samples
+    rss = [kb for phase, kb in sampler.samples if phase == "aged load"]
     print()
     print(f"age benchmark: {len(lines)} events over {args.days} days, {args.partitions} partitions, "
           f"{args.chunks} produce runs; binary {args.bin}")
@@ -204,8 +206,9 @@ def main():
           f" (target: at most 5%)")
     if rss:
         q = len(rss) // 4 or 1
-        print(f"resident memory: first quarter median {statistics.median(rss[:q])/1024:.0f} MB, "
-              f"last quarter median {statistics.median(rss[-q:])/1024:.0f} MB, max {max(rss)/1024:.0f} MB")
+        print(f"resident memory during the aged load ({len(rss)} samples): first quarter median "
+              f"{statistics.median(rss[:q])/1024:.0f} MB, last quarter median "
+              f"{statistics.median(rss[-q:])/1024:.0f} MB, max {max(rss)/1024:.0f} MB")
 
 
 if __name__ == "__main__":
