@@ -54,7 +54,7 @@ integration: build-test
 
 # The tests that touch the batch layer, with every server's master dataset in an
 # S3-compatible store (a moto server per test, see integration/conftest.py).
-S3_TESTS := test_delta_table.py test_compaction.py test_pipeline.py test_view_oracle.py test_view_versions.py test_import.py \
+S3_TESTS := test_delta_table.py test_compaction.py test_retention.py test_pipeline.py test_view_oracle.py test_view_versions.py test_import.py \
 	test_catalog_persist.py test_fault_holes.py
 
 integration-s3: build-test

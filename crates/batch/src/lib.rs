@@ -22,6 +22,7 @@ pub mod files;
 pub mod history;
 pub mod import;
 pub mod manifest;
+mod retention;
 pub mod store;
 mod timebounds;
 pub mod view;

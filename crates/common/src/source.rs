@@ -25,6 +25,9 @@ pub struct SourceSpec {
     pub schema: SchemaRef,
     /// The `CREATE TABLE` text, kept so the catalog can be persisted and shown.
     pub definition: String,
+    /// `WITH (retention = '90 days')`: master-dataset files whose events are
+    /// all older than this (by event time) are removed.
+    pub retention: Option<std::time::Duration>,
 }
 
 impl SourceSpec {

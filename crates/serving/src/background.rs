@@ -10,14 +10,17 @@ use tracing::error;
 use crate::engine::Engine;
 
 impl Engine {
-    /// One compaction pass over every source, then the deletion of files
-    /// replaced longer than `vacuum_grace` ago.
+    /// One pass over every source: retention, compaction, then the deletion
+    /// of files replaced or expired longer than `vacuum_grace` ago.
     pub async fn compact_all(self: &Arc<Self>) {
         let policy = CompactPolicy {
             target_bytes: self.config().compact_target_bytes(),
             min_files: self.config().compact_min_files,
         };
         for s in self.sources() {
+            if let Err(e) = s.apply_retention().await {
+                error!(table = %s.spec.name, "applying retention failed, will retry: {e}");
+            }
             let ctx =
                 crate::context::context(self.session_config(), Some(self.background_runtime()));
             if let Err(e) = s

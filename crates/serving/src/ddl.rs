@@ -236,6 +236,7 @@ fn source_spec(ct: &CreateTable, definition: String) -> Result<SourceSpec> {
     let mut topic = None;
     let mut format = "json".to_string();
     let mut event_time = None;
+    let mut retention = None;
     for opt in options {
         let SqlOption::KeyValue { key, value } = opt else {
             return Err(QueryError::Syntax(format!(
@@ -247,9 +248,10 @@ fn source_spec(ct: &CreateTable, definition: String) -> Result<SourceSpec> {
             "topic" => topic = Some(v),
             "format" => format = v.to_ascii_lowercase(),
             "event_time" => event_time = Some(v),
+            "retention" => retention = Some(parse_retention(&v)?),
             other => {
                 return Err(QueryError::InvalidParameter(format!(
-                    "unknown table option \"{other}\"; source tables take topic, format and event_time"
+                    "unknown table option \"{other}\"; source tables take topic, format, event_time and retention"
                 )));
             }
         }
@@ -290,6 +292,11 @@ fn source_spec(ct: &CreateTable, definition: String) -> Result<SourceSpec> {
             )));
         }
     }
+    if retention.is_some() && event_time.is_none() {
+        return Err(QueryError::InvalidDefinition(format!(
+            "table \"{name}\": retention is by event time; declare event_time = '<column>' too"
+        )));
+    }
     Ok(SourceSpec {
         name,
         topic,
@@ -297,7 +304,34 @@ fn source_spec(ct: &CreateTable, definition: String) -> Result<SourceSpec> {
         event_time,
         schema: Arc::new(Schema::new(fields)),
         definition,
+        retention,
     })
+}
+
+/// `'90 days'`, `'12 hours'`, `'2 weeks'`, `'30 minutes'`, `'7d'`, `'36h'`.
+fn parse_retention(text: &str) -> Result<std::time::Duration> {
+    let bad = || {
+        QueryError::InvalidParameter(format!(
+            "retention '{text}' is not a duration such as '90 days', '12 hours' or '2 weeks'"
+        ))
+    };
+    let t = text.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..split].parse().map_err(|_| bad())?;
+    let secs = match t[split..].trim() {
+        "s" | "sec" | "second" | "seconds" => 1,
+        "m" | "min" | "minute" | "minutes" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    if n == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(
+        n.checked_mul(secs).ok_or_else(bad)?,
+    ))
 }
 
 fn option_text(e: &Expr) -> Result<String> {
@@ -397,6 +431,43 @@ mod tests {
         assert!(matches!(
             parse_refresh("REFRESH MATERIALIZED VIEW v FULL please"),
             Some(Err(QueryError::Syntax(_)))
+        ));
+    }
+
+    #[test]
+    fn retention() {
+        assert_eq!(
+            parse_retention("90 days").unwrap(),
+            std::time::Duration::from_secs(90 * 86_400)
+        );
+        assert_eq!(
+            parse_retention(" 36H ").unwrap(),
+            std::time::Duration::from_secs(36 * 3600)
+        );
+        for bad in [
+            "",
+            "days",
+            "0 days",
+            "3 fortnights",
+            "-1 d",
+            "99999999999999999 weeks",
+        ] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
+        let stmt = parse(
+            "CREATE TABLE c (t TIMESTAMPTZ, k TEXT) WITH (topic = 'c', event_time = 't', retention = '2 weeks')",
+        );
+        let Some(Ok(CatalogStatement::CreateSource { spec, .. })) = classify(&stmt) else {
+            panic!()
+        };
+        assert_eq!(
+            spec.retention,
+            Some(std::time::Duration::from_secs(14 * 86_400))
+        );
+        let stmt = parse("CREATE TABLE c (t TIMESTAMPTZ) WITH (topic = 'c', retention = '1 day')");
+        assert!(matches!(
+            classify(&stmt),
+            Some(Err(QueryError::InvalidDefinition(_)))
         ));
     }
 

@@ -92,7 +92,7 @@ pub fn current(engine: &Engine, table: &str) -> Option<u64> {
     if table == CATALOG {
         return Some(engine.generation());
     }
-    engine.source(table).map(|s| s.consumed().total() as u64)
+    engine.source(table).map(|s| s.content_version())
 }
 
 /// The versions of `deps` now; read before the query takes its snapshot, so an

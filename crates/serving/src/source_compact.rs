@@ -28,6 +28,10 @@ pub struct Upkeep {
     pub compactions: AtomicU64,
     /// When the last compaction committed (ms since the epoch; 0: none yet).
     pub last_compaction_ms: AtomicI64,
+    /// The retention horizon last applied (ms since the epoch; 0: none yet).
+    pub retention_horizon_ms: AtomicI64,
+    /// Files removed by retention since start-up.
+    pub expired_files: AtomicU64,
 }
 
 impl Upkeep {
@@ -54,6 +58,15 @@ impl Drop for Pin {
 }
 
 impl SourceState {
+    /// Changes whenever the source's rows change: with every consumed message,
+    /// and when retention removes files (which consumes nothing). The result
+    /// cache's version of the source.
+    pub fn content_version(&self) -> u64 {
+        let consumed = self.consumed().total() as u64;
+        let expired = self.upkeep.expired_files.load(Ordering::Relaxed);
+        consumed.wrapping_add(expired.wrapping_mul(1 << 40))
+    }
+
     /// Archives what was consumed and pins the committed watermark, both under
     /// the archive lock, so no compaction merges across it in between.
     pub async fn archive_pinned(self: &Arc<Self>) -> Result<(Arc<Manifest>, Pin)> {
@@ -110,6 +123,42 @@ impl SourceState {
             .last_compaction_ms
             .store(now_ms(), Ordering::Relaxed);
         Ok(Some(summary))
+    }
+
+    /// Removes the files past the source's retention (none without one);
+    /// they are deleted from the store after the grace period, like replaced ones.
+    pub async fn apply_retention(self: &Arc<Self>) -> Result<usize> {
+        let Some(retention) = self.spec.retention else {
+            return Ok(0);
+        };
+        let horizon = now_ms() - retention.as_millis() as i64;
+        let _one_at_a_time = self.archive_lock.lock().await;
+        let current = self.manifest();
+        let expired = self
+            .archiver
+            .expire(&current, horizon)
+            .await
+            .map_err(from_batch)?;
+        self.upkeep
+            .retention_horizon_ms
+            .store(horizon, Ordering::Relaxed);
+        let Some((next, removed)) = expired else {
+            return Ok(0);
+        };
+        {
+            let mut inner = self.inner.write().expect("source lock");
+            inner.manifest = Arc::new(next);
+        }
+        let n = removed.len();
+        self.upkeep
+            .expired_files
+            .fetch_add(n as u64, Ordering::Relaxed);
+        self.upkeep
+            .retired
+            .lock()
+            .expect("retired lock")
+            .push((Instant::now(), removed));
+        Ok(n)
     }
 
     /// Deletes files replaced more than `grace` ago: a query planned before

@@ -149,6 +149,7 @@ mod tests {
             schema,
             event_time: None,
             definition: String::new(),
+            retention: None,
         };
         let master = lambdadb_batch::MasterLocation::Local(dir.to_path_buf());
         SourceState::open(spec, &master, 10, Arc::new(SpeedBudget::new(0)))

@@ -29,7 +29,11 @@ pub(super) fn master_dataset(engine: &Engine) -> Result<RecordBatch> {
         Field::new("compactions", DataType::Int64, false),
         ts_field("last_compaction"),
         Field::new("files_awaiting_deletion", DataType::Int64, false),
+        Field::new("retention", DataType::Utf8, true),
+        ts_field("retention_horizon"),
+        Field::new("expired_files", DataType::Int64, false),
     ]));
+    let (mut keep, mut horizon, mut expired) = (vec![], vec![], vec![]);
     let (mut name, mut loc, mut ver, mut files, mut bytes, mut rows) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut small, mut large, mut oldest, mut newest, mut runs, mut last, mut retired) =
@@ -60,6 +64,10 @@ pub(super) fn master_dataset(engine: &Engine) -> Result<RecordBatch> {
         let at = s.upkeep.last_compaction_ms.load(Ordering::Relaxed);
         last.push((at > 0).then_some(at));
         retired.push(s.upkeep.retired_files() as i64);
+        keep.push(s.spec.retention.map(|d| format!("{} s", d.as_secs())));
+        let h = s.upkeep.retention_horizon_ms.load(Ordering::Relaxed);
+        horizon.push((h != 0).then_some(h));
+        expired.push(s.upkeep.expired_files.load(Ordering::Relaxed) as i64);
     }
     let ts = |v: Vec<Option<i64>>| TimestampMillisecondArray::from(v).with_timezone("UTC");
     let columns: Vec<ArrayRef> = vec![
@@ -76,6 +84,9 @@ pub(super) fn master_dataset(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(Int64Array::from(runs)),
         Arc::new(ts(last)),
         Arc::new(Int64Array::from(retired)),
+        Arc::new(StringArray::from(keep)),
+        Arc::new(ts(horizon)),
+        Arc::new(Int64Array::from(expired)),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
 }
