@@ -241,7 +241,13 @@ impl DeltaLog {
                 let e = delta_err(e);
                 self.table.update_state().await.map_err(delta_err)?;
                 let landed = self.read().await?;
-                if landed.watermark != next.watermark || landed.files.len() != next.files.len() {
+                let paths = |m: &Manifest| {
+                    m.files
+                        .iter()
+                        .map(|f| f.path.clone())
+                        .collect::<std::collections::BTreeSet<_>>()
+                };
+                if landed.watermark != next.watermark || paths(&landed) != paths(next) {
                     return Err(e);
                 }
                 tracing::warn!(table = %self.store.url, "the commit landed although delta-rs reported an error after it: {e}");
