@@ -18,7 +18,7 @@ use crate::deltalog::DeltaLog;
 use crate::durable::{remove_temporaries, step, tmp_path};
 use crate::manifest::{ArchiveFile, MANIFEST_FILE, Manifest};
 use crate::store::TableStore;
-use crate::{BatchError, Result, io_err};
+use crate::{BatchError, Result, io_err, join_err};
 
 /// Consumed offsets `[first_offset, next_offset)` of one partition and the rows
 /// accepted among them (in the source's physical schema).
@@ -102,11 +102,6 @@ impl Archiver {
         self.schema.clone()
     }
 
-    /// The Delta table version last committed or loaded.
-    pub async fn table_version(&self) -> i64 {
-        self.log.lock().await.version()
-    }
-
     /// Writes one file per input that has rows, then commits them and the
     /// advanced watermark (also for inputs that were all rejected) as one
     /// Delta commit. Returns the committed state; on error nothing is
@@ -122,24 +117,15 @@ impl Archiver {
         })
         .await
         .map_err(join_err)?;
-        let next = match next {
-            Ok(next) => next,
-            Err(e) => {
-                self.discard(&staged).await;
-                return Err(e);
-            }
-        };
-        if let Err(e) = self.publish_all(&staged, "archive.file").await {
-            self.discard(&staged).await;
-            return Err(e);
-        }
-        let operation = DeltaOperation::Write {
-            mode: SaveMode::Append,
-            partition_by: None,
-            predicate: None,
-        };
         let next = self
-            .commit(current, &next, operation, "archive.manifest")
+            .land(
+                current,
+                &staged,
+                next,
+                "archive.file",
+                append(),
+                "archive.manifest",
+            )
             .await?;
         info!(table = %self.store.url, version = next.version, watermark = %next.watermark, "archived");
         Ok(next)
@@ -160,20 +146,43 @@ impl Archiver {
             .await
     }
 
-    /// Publishes staged files under their final names.
-    pub(crate) async fn publish_all(&self, staged: &[Staged], point: &str) -> Result<()> {
+    /// The last steps of every change to the table (archive, import,
+    /// compaction): publish the `staged` files under their final names, then
+    /// commit `next` over `current`. If staging (`next` is an error) or
+    /// publishing failed, the staged files and whatever of them was published
+    /// are removed and nothing is recorded; once the commit has begun they
+    /// stay, because it may have landed. `file_point` and `commit_point` name
+    /// the fault points.
+    pub(crate) async fn land(
+        &self,
+        current: &Manifest,
+        staged: &[Staged],
+        next: Result<Manifest>,
+        file_point: &str,
+        operation: DeltaOperation,
+        commit_point: &'static str,
+    ) -> Result<Manifest> {
+        let published = match next {
+            Ok(next) => self.publish_all(staged, file_point).await.map(|()| next),
+            Err(e) => Err(e),
+        };
+        match published {
+            Ok(next) => self.commit(current, &next, operation, commit_point).await,
+            Err(e) => {
+                for s in staged {
+                    let _ = fs::remove_file(&s.tmp);
+                    let _ = self.store.delete(&s.file.path).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn publish_all(&self, staged: &[Staged], point: &str) -> Result<()> {
         for s in staged {
             self.store.publish(&s.tmp, &s.file.path, point).await?;
         }
         Ok(())
-    }
-
-    /// Removes staged files and whatever of them was published already.
-    pub(crate) async fn discard(&self, staged: &[Staged]) {
-        for s in staged {
-            let _ = fs::remove_file(&s.tmp);
-            let _ = self.store.delete(&s.file.path).await;
-        }
     }
 
     fn write_files(
@@ -301,10 +310,12 @@ async fn remove_unlisted(store: &TableStore, manifest: &Manifest) -> Result<usiz
     Ok(orphans)
 }
 
-pub(crate) fn join_err(e: tokio::task::JoinError) -> BatchError {
-    BatchError::Io {
-        path: PathBuf::from("(background task)"),
-        source: std::io::Error::other(e.to_string()),
+/// An append of new rows (archive runs and imports).
+pub(crate) fn append() -> DeltaOperation {
+    DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: None,
+        predicate: None,
     }
 }
 

@@ -117,22 +117,15 @@ impl Archiver {
     ) -> Result<(Manifest, CompactSummary)> {
         let mut staged = Vec::new();
         let result = self.stage_runs(&runs, ctx, sort_by, &mut staged).await;
-        let merged = match result {
-            Ok(m) => m,
-            Err(e) => {
-                self.discard(&staged).await;
-                return Err(e);
-            }
-        };
-        if let Err(e) = self.publish_all(&staged, "compact.file").await {
-            self.discard(&staged).await;
-            return Err(e);
-        }
+        let merged: Vec<ArchiveFile> = staged.iter().map(|s| s.file.clone()).collect();
         let replaced: BTreeSet<&str> = runs.iter().flatten().map(|f| f.path.as_str()).collect();
-        let mut next = current.clone();
-        next.files.retain(|f| !replaced.contains(f.path.as_str()));
-        next.files.extend(merged.iter().cloned());
-        next.files.sort_by_key(|f| (f.partition, f.first_offset));
+        let next = result.map(|()| {
+            let mut next = current.clone();
+            next.files.retain(|f| !replaced.contains(f.path.as_str()));
+            next.files.extend(merged.iter().cloned());
+            next.files.sort_by_key(|f| (f.partition, f.first_offset));
+            next
+        });
         let summary = CompactSummary {
             files_in: replaced.len(),
             files_out: merged.len(),
@@ -145,7 +138,14 @@ impl Archiver {
             target_size: summary.bytes_out as i64,
         };
         let next = self
-            .commit(current, &next, operation, "compact.manifest")
+            .land(
+                current,
+                &staged,
+                next,
+                "compact.file",
+                operation,
+                "compact.manifest",
+            )
             .await?;
         info!(table = %self.store().url, files_in = summary.files_in, files_out = summary.files_out, bytes_in = summary.bytes_in, bytes_out = summary.bytes_out, "compacted");
         Ok((next, summary))
@@ -157,8 +157,7 @@ impl Archiver {
         ctx: &SessionContext,
         sort_by: Option<&str>,
         staged: &mut Vec<Staged>,
-    ) -> Result<Vec<ArchiveFile>> {
-        let mut merged = Vec::new();
+    ) -> Result<()> {
         for (i, run) in runs.iter().enumerate() {
             let (first, last) = (&run[0], &run[run.len() - 1]);
             let locations: Vec<String> =
@@ -188,9 +187,15 @@ impl Archiver {
                 std::fs::create_dir_all(parent).map_err(io_err(parent))?;
             }
             let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+            // Staged under its own name at once, so a failure below removes the
+            // temporary file (and never a file of the run: cleanup deletes
+            // `file.path` from the store too). The figures are filled in below.
             staged.push(Staged {
                 tmp: tmp.clone(),
-                file: first.clone(),
+                file: ArchiveFile {
+                    path: rel.clone(),
+                    ..first.clone()
+                },
             });
             let mut writer = ArrowWriter::try_new(file, self.schema(), Some(writer_properties()?))?;
             let mut rows = 0u64;
@@ -224,10 +229,9 @@ impl Archiver {
                 imported_from: None,
                 event_time_ms: bounds,
             };
-            staged.last_mut().expect("pushed").file = out.clone();
-            merged.push(out);
+            staged.last_mut().expect("pushed").file = out;
         }
-        Ok(merged)
+        Ok(())
     }
 }
 
@@ -295,5 +299,77 @@ mod tests {
             ranges(plan(&m, &KeepOffsets::new(), small)),
             vec![(0, 20), (25, 40)]
         );
+    }
+
+    /// A compaction that fails while writing removes only its own output:
+    /// every file of the run stays listed and on disk.
+    #[tokio::test]
+    async fn a_failed_compaction_keeps_the_files_it_read() {
+        use crate::archive::ArchiveInput;
+        use arrow::array::{Int32Array, Int64Array};
+        use arrow::datatypes::{DataType, Field, Schema};
+        use arrow::record_batch::RecordBatch;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("_partition", DataType::Int32, false),
+            Field::new("_offset", DataType::Int64, false),
+        ]));
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::MasterLocation::Local(dir.path().to_path_buf())
+            .table("t")
+            .unwrap();
+        let (a, mut m) = Archiver::open(store, "t", schema.clone(), None)
+            .await
+            .unwrap();
+        for first in [0i64, 2] {
+            let rows = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int32Array::from(vec![0, 0])),
+                    Arc::new(Int64Array::from(vec![first, first + 1])),
+                ],
+            )
+            .unwrap();
+            m = a
+                .archive(
+                    &m,
+                    vec![ArchiveInput {
+                        partition: 0,
+                        first_offset: first,
+                        next_offset: first + 2,
+                        batches: vec![Arc::new(rows)],
+                        last: lambdadb_common::Fingerprint {
+                            offset: first + 1,
+                            hash: 1,
+                        },
+                    }],
+                )
+                .await
+                .unwrap();
+        }
+        // A run whose recorded row count disagrees with its files fails after
+        // the output was staged.
+        let mut run = m.files.clone();
+        run[0].rows += 1;
+        let ctx = SessionContext::new();
+        let err = a.compact(&m, vec![run], &ctx, None).await.unwrap_err();
+        assert!(err.to_string().contains("nothing was replaced"), "{err}");
+        for f in &m.files {
+            assert!(
+                std::path::Path::new(&a.store().location(&f.path)).exists(),
+                "{} was deleted",
+                f.path
+            );
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("t/p0"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "only the run's files: {left:?}");
+        // With the right counts the same run compacts into one file.
+        let (after, s) = a
+            .compact(&m, vec![m.files.clone()], &ctx, None)
+            .await
+            .unwrap();
+        assert_eq!((after.files.len(), after.rows(), s.files_in), (1, 4, 2));
     }
 }

@@ -39,7 +39,7 @@ use url::Url;
 use crate::IMPORT_PARTITION;
 use crate::manifest::{ArchiveFile, ImportedFrom, Manifest};
 use crate::store::TableStore;
-use crate::{BatchError, Result};
+use crate::{BatchError, Result, now_ms};
 
 const TAG: &str = "lambdadb.";
 const PARTITIONS_TXN: &str = "lambdadb.partitions";
@@ -119,11 +119,6 @@ impl DeltaLog {
         let log = Self { table, store };
         let manifest = log.read().await?;
         Ok((log, manifest))
-    }
-
-    /// The table's store.
-    pub fn store(&self) -> &TableStore {
-        &self.store
     }
 
     /// The state the loaded snapshot records.
@@ -257,11 +252,6 @@ impl DeltaLog {
         committed.version = self.table.version().unwrap_or(0);
         Ok(committed)
     }
-
-    /// The Delta table version loaded.
-    pub fn version(&self) -> i64 {
-        self.table.version().map(|v| v as i64).unwrap_or(-1)
-    }
 }
 
 /// The txns and commit info recording `next`'s offsets (only partitions that
@@ -378,13 +368,6 @@ fn file_of(add: &Add) -> Result<ArchiveFile> {
         imported_from,
         event_time_ms: time,
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// delta-rs knows log stores for `file://` and `memory://` only (S3's comes

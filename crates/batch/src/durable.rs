@@ -34,6 +34,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8], point: &str) -> Result<()> {
     publish(&tmp, path, point)
 }
 
+/// Reads and parses JSON file `path`; a missing file is `None`.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| crate::BatchError::Corrupt {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
 /// Renames a fully written and fsynced temporary file into place.
 pub fn publish(tmp: &Path, path: &Path, point: &str) -> Result<()> {
     fs::rename(tmp, path).map_err(io_err(path))?;

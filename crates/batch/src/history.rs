@@ -8,8 +8,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::durable::write_atomic;
-use crate::{BatchError, Result, io_err};
+use crate::Result;
+use crate::durable::{read_json, write_atomic};
 use lambdadb_common::Watermark;
 
 /// The history file inside a view's directory.
@@ -166,19 +166,6 @@ impl ViewHistory {
         });
         self.versions = kept;
         dropped
-    }
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| BatchError::Corrupt {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(path)(e)),
     }
 }
 

@@ -25,9 +25,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tracing::info;
 
-use deltalake::protocol::{DeltaOperation, SaveMode};
-
-use crate::archive::{Archiver, Staged, writer_properties};
+use crate::archive::{Archiver, Staged, append, writer_properties};
 use crate::durable::{step, tmp_path};
 use crate::manifest::{ArchiveFile, ImportedFrom, Manifest};
 use crate::{BatchError, Result, io_err};
@@ -91,29 +89,23 @@ impl Archiver {
             (staged, result)
         })
         .await
-        .map_err(crate::archive::join_err)?;
-        let (next, summary) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                self.discard(&staged).await;
-                return Err(e);
-            }
-        };
-        if summary.files == 0 {
+        .map_err(crate::join_err)?;
+        let summary = match &result {
             // Everything was imported before: nothing to commit.
-            return Ok((current.clone(), summary));
-        }
-        if let Err(e) = self.publish_all(&staged, "import.file").await {
-            self.discard(&staged).await;
-            return Err(e);
-        }
-        let operation = DeltaOperation::Write {
-            mode: SaveMode::Append,
-            partition_by: None,
-            predicate: None,
+            Ok((_, s)) if s.files == 0 => return Ok((current.clone(), s.clone())),
+            Ok((_, s)) => s.clone(),
+            Err(_) => ImportSummary::default(),
         };
+        let next = result.map(|(next, _)| next);
         let next = self
-            .commit(current, &next, operation, "import.manifest")
+            .land(
+                current,
+                &staged,
+                next,
+                "import.file",
+                append(),
+                "import.manifest",
+            )
             .await?;
         Ok((next, summary))
     }

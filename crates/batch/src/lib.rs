@@ -75,6 +75,22 @@ pub enum BatchError {
 /// The result of batch-layer operations.
 pub type Result<T> = std::result::Result<T, BatchError>;
 
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A background task that panicked or was cancelled, as a batch error.
+pub(crate) fn join_err(e: tokio::task::JoinError) -> BatchError {
+    BatchError::Io {
+        path: std::path::PathBuf::from("(background task)"),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> BatchError + '_ {
     move |source| BatchError::Io {
         path: path.to_path_buf(),

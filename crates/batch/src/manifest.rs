@@ -5,7 +5,7 @@ use std::path::Path;
 use lambdadb_common::{Fingerprint, PartitionId, Watermark};
 use serde::{Deserialize, Serialize};
 
-use crate::{BatchError, Result, io_err};
+use crate::Result;
 
 /// One archived Parquet file: the rows of `partition` consumed in
 /// `[first_offset, next_offset)` (rejected messages leave gaps).
@@ -66,19 +66,7 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 impl Manifest {
     /// Loads a pre-Delta `dir/manifest.json`, if there is one.
     pub fn load_legacy(dir: &Path) -> Result<Option<Self>> {
-        let path = dir.join(MANIFEST_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| BatchError::Corrupt {
-                        path,
-                        message: e.to_string(),
-                    })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err(&path)(e)),
-        }
+        crate::durable::read_json(&dir.join(MANIFEST_FILE))
     }
 
     /// Relative paths of the files with offsets at or above `from` (whole

@@ -203,10 +203,7 @@ impl TableStore {
                 crate::durable::publish(&tmp, &dest, &point)
             })
             .await
-            .map_err(|e| BatchError::Io {
-                path: tmp_owned(rel),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            .map_err(crate::join_err)?;
         }
         let bytes = tokio::fs::read(tmp).await.map_err(io_err(tmp))?;
         self.store
@@ -268,10 +265,6 @@ impl TableStore {
             ))),
         }
     }
-}
-
-fn tmp_owned(rel: &str) -> PathBuf {
-    PathBuf::from(rel)
 }
 
 /// An object-store error on file `rel` as a batch error.

@@ -22,7 +22,7 @@ use tracing::info;
 use crate::durable::{publish, remove_temporaries, step, tmp_path};
 use crate::files::files_table;
 use crate::history::{RefreshKind, VersionPolicy, ViewHistory, ViewVersion};
-use crate::{BatchError, Result, io_err};
+use crate::{BatchError, Result, io_err, now_ms};
 
 /// What a batch run computes: `sql` over the files of `source`.
 pub struct ViewRun<'a> {
@@ -157,7 +157,7 @@ impl ViewStore {
             source: std::io::Error::other(e.to_string()),
         })??;
 
-        let now = chrono_now_ms();
+        let now = now_ms();
         let v = ViewVersion {
             version,
             watermark: run.watermark,
@@ -187,7 +187,7 @@ impl ViewStore {
         let mut next = history.clone();
         next.current = Some(v.version);
         next.versions.push(v);
-        let dropped = next.retain(self.policy, chrono_now_ms());
+        let dropped = next.retain(self.policy, now_ms());
         next.save(&self.dir)?;
         *history = next;
         for old in dropped {
@@ -195,11 +195,4 @@ impl ViewStore {
         }
         Ok(())
     }
-}
-
-fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -35,7 +35,7 @@ impl Engine {
 
     /// The offsets of `source`'s partitions that views still read from as a
     /// file boundary: every kept version of each view's current definition
-    /// (served, rollback targets, incremental bases), and the watermark its
+    /// (the served one, rollback targets, incremental bases), and the watermark its
     /// speed part reads files from until its first fold.
     pub fn keep_offsets(&self, source: &str) -> KeepOffsets {
         let mut keep = KeepOffsets::new();
@@ -50,13 +50,9 @@ impl Engine {
                     add(&version.watermark);
                 }
             }
-            if let Some(speed) = v.speed() {
-                if let Some(served) = &speed.version {
-                    add(&served.watermark);
-                }
-                if speed.from_files {
-                    add(&speed.folded);
-                }
+            // The served version is among the kept ones.
+            if let Some(speed) = v.speed().filter(|s| s.from_files) {
+                add(&speed.folded);
             }
         }
         keep

@@ -51,19 +51,25 @@ pub fn table_name(local_sources: Option<&Path>, name: &str) -> Result<String> {
     if let Some(root) = local_sources
         && table != encoded
     {
-        let (old, new) = (root.join(&encoded), root.join(&table));
-        if old.is_dir() && !new.exists() {
-            std::fs::rename(&old, &new).map_err(|e| {
-                QueryError::Io(format!(
-                    "cannot move {} to {}: {e}; move it by hand",
-                    old.display(),
-                    new.display()
-                ))
-            })?;
-            info!(from = %old.display(), to = %new.display(), "moved a source's directory to its table name");
-        }
+        move_once(&root.join(&encoded), &root.join(&table))?;
     }
     Ok(table)
+}
+
+/// Renames directory `old` to `new` if `old` exists and `new` does not yet:
+/// the one-time move of a directory named by an earlier lambdadb.
+fn move_once(old: &Path, new: &Path) -> Result<()> {
+    if old.is_dir() && !new.exists() {
+        std::fs::rename(old, new).map_err(|e| {
+            QueryError::Io(format!(
+                "cannot move {} to {}: {e}; move it by hand or free the name",
+                old.display(),
+                new.display()
+            ))
+        })?;
+        info!(from = %old.display(), to = %new.display(), "moved an object's directory to its current name");
+    }
+    Ok(())
 }
 
 /// `parent/<dir_name(name)>`. Directories an earlier lambdadb named after the
@@ -77,18 +83,8 @@ fn object_dir(parent: &Path, name: &str) -> Result<PathBuf> {
         && name != ".."
         && !name.contains('/')
         && !name.contains('\0');
-    if plain_component && name != dir_name(name) && !dir.exists() {
-        let legacy = parent.join(name);
-        if legacy.is_dir() {
-            std::fs::rename(&legacy, &dir).map_err(|e| {
-                QueryError::Io(format!(
-                    "cannot move {} to {}: {e}; move it by hand or free the name",
-                    legacy.display(),
-                    dir.display()
-                ))
-            })?;
-            info!(from = %legacy.display(), to = %dir.display(), "moved an object's directory to its encoded name");
-        }
+    if plain_component && name != dir_name(name) {
+        move_once(&parent.join(name), &dir)?;
     }
     Ok(dir)
 }

@@ -285,11 +285,6 @@ impl SourceState {
         self.archiver.store().location(rel)
     }
 
-    /// The Delta table version last committed.
-    pub async fn table_version(&self) -> i64 {
-        self.archiver.table_version().await
-    }
-
     /// The next offset to consume per partition (cheap: no rows are copied).
     pub fn consumed(&self) -> lambdadb_common::offsets::Watermark {
         self.inner.read().expect("source lock").speed.consumed()

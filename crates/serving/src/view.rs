@@ -21,7 +21,7 @@ use tracing::{debug, warn};
 use crate::context::context;
 use crate::error::{from_batch, from_view};
 use crate::snapshot::SnapshotTable;
-use crate::source::SourceState;
+use crate::source::{SourceState, now_ms};
 use crate::viewspeed::ViewInput;
 
 /// Batch versions up to this size are kept in memory (see `batch_table`).
@@ -327,26 +327,13 @@ impl ViewState {
         // watermark until the version is published (and kept).
         let (manifest, _pin) = self.source.archive_pinned().await?;
         let base = if full { None } else { self.incremental_base() };
-        let (files, input_rows): (Vec<_>, u64) = match &base {
-            // Whole files: every version's watermark was a manifest's, and
-            // file boundaries are always at such watermarks.
-            Some(b) => manifest
-                .files
-                .iter()
-                .filter(|f| f.first_offset >= b.watermark.next(f.partition))
-                .fold((vec![], 0), |(mut paths, rows), f| {
-                    paths.push(self.source.location(&f.path));
-                    (paths, rows + f.rows)
-                }),
-            None => (
-                manifest
-                    .files
-                    .iter()
-                    .map(|f| self.source.location(&f.path))
-                    .collect(),
-                manifest.rows(),
-            ),
+        // Whole files above the base's watermark (see `Manifest::files_from`), or all.
+        let read: Vec<_> = match &base {
+            Some(b) => manifest.files_from(&b.watermark).collect(),
+            None => manifest.files.iter().collect(),
         };
+        let input_rows = read.iter().map(|f| f.rows).sum();
+        let files = read.iter().map(|f| self.source.location(&f.path)).collect();
         let base_rows = match &base {
             Some(b) => Some((
                 lambdadb_views::BATCH_PARTS,
@@ -441,13 +428,6 @@ impl ViewState {
             .expect("checked above under the refresh lock");
         self.serve(Arc::new(v)).await
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Folds since start-up: how many, the events they covered, their time.
