@@ -65,7 +65,7 @@ def test_retention_removes_old_files_and_views_keep_history(broker, make_server,
     wait(lambda: server.query("SELECT count(*) FROM clicks") == [(100,)], "old events expired")
     row = server.query("SELECT files, rows, retention, retention_horizon, expired_files "
                        "FROM lambdadb.master_dataset WHERE table_name = 'clicks'")[0]
-    assert row[1:3] == (100, "86400 s") and row[4] >= 2, row
+    assert row[1:3] == (100, "1 day") and row[4] >= 2, row
     assert now - timedelta(days=1, minutes=5) < row[3] < now + timedelta(minutes=5), row
     # Outside readers see the same: the removal is one Delta DELETE commit.
     table = deltalake.DeltaTable(master_store.delta_url(server.data_dir, "clicks"),
@@ -91,3 +91,57 @@ def test_retention_removes_old_files_and_views_keep_history(broker, make_server,
         server.query("CREATE TABLE bad (t TIMESTAMPTZ) WITH (topic = 'x', event_time = 't', "
                      "retention = 'forever')")
     assert e.value.sqlstate == "22023"
+
+
+def test_alter_table_sets_and_resets_retention(broker, make_server, tmp_path):
+    """`ALTER TABLE ... SET (retention)` applies at once, lasts across restarts
+    (even for a table a `sql/` file declares without one) and `RESET` undoes it;
+    with compaction off, retention still runs."""
+    sql_dir = tmp_path / "sql"
+    sql_dir.mkdir()
+    (sql_dir / "001.sql").write_text(SQL.replace(", retention = '1 day'", "") + """
+CREATE TABLE plain (t TIMESTAMPTZ, k TEXT) WITH (topic = 'plain');""")
+    broker.create_topic("clicks", 1)
+    broker.create_topic("plain", 1)
+    env = {"LAMBDADB_ARCHIVE_INTERVAL": "200ms", "LAMBDADB_COMPACT_INTERVAL": "0s"}
+    server = make_server(broker.brokers, env=env, sql_dir=sql_dir)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    for i, days in enumerate([3, 0]):
+        produce(broker.brokers, "clicks", write(tmp_path / f"a{i}.jsonl", now - timedelta(days=days, hours=1), 50))
+        server.wait_count(50 * (i + 1), table="clicks")
+        wait(lambda: server.query("SELECT rows FROM lambdadb.master_dataset WHERE table_name = 'clicks'")[0][0]
+             == 50 * (i + 1), "each chunk archived in files of its own")
+    shown = "SELECT retention FROM lambdadb.master_dataset WHERE table_name = 'clicks'"
+    assert server.query(shown) == [(None,)]
+
+    with server.connect() as conn:
+        notices = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        conn.execute("ALTER TABLE clicks SET (retention = '48 hours')")
+    assert any("past the retention" in n for n in notices), notices
+    # Applied before the statement returned, not on a later pass.
+    assert server.query("SELECT count(*) FROM clicks") == [(50,)]
+    assert server.query(shown) == [("2 days",)]
+
+    def refused(sql):
+        with pytest.raises(psycopg.Error) as e:
+            server.query(sql)
+        return e.value.sqlstate
+
+    assert refused("ALTER TABLE clicks_daily SET (retention = '1 day')") == "42809"
+    assert refused("ALTER TABLE nope SET (retention = '1 day')") == "42P01"
+    assert refused("ALTER TABLE clicks SET (topic = 'other')") == "22023"
+    assert refused("ALTER TABLE clicks SET (retention = 'a while')") == "22023"
+    assert refused("ALTER TABLE clicks ADD COLUMN x INT") == "0A000"
+    assert refused("ALTER TABLE plain SET (retention = '1 day')") == "55000"
+    server.query("ALTER TABLE IF EXISTS nope SET (retention = '1 day')")
+
+    # It outlasts a restart although the sql/ file declares no retention.
+    server.stop()
+    server.start()
+    assert server.query(shown) == [("2 days",)]
+    server.query("ALTER TABLE clicks RESET (retention)")
+    server.stop()
+    server.start()
+    assert server.query(shown) == [(None,)]
+    assert server.query("SELECT count(*) FROM clicks") == [(50,)]

@@ -9,10 +9,16 @@ use tracing::error;
 
 use crate::engine::Engine;
 
+/// How often retention and the deletion of expired files run when
+/// compaction is off.
+pub const UPKEEP_WHEN_NOT_COMPACTING: Duration = Duration::from_secs(300);
+
 impl Engine {
-    /// One pass over every source: retention, compaction, then the deletion
-    /// of files replaced or expired longer than `vacuum_grace` ago.
+    /// One pass over every source: retention, compaction (unless
+    /// `compact_interval` is 0), then the deletion of files replaced or
+    /// expired longer than `vacuum_grace` ago.
     pub async fn compact_all(self: &Arc<Self>) {
+        let compacting = !self.config().compact_interval.is_zero();
         let policy = CompactPolicy {
             target_bytes: self.config().compact_target_bytes(),
             min_files: self.config().compact_min_files,
@@ -23,9 +29,10 @@ impl Engine {
             }
             let ctx =
                 crate::context::context(self.session_config(), Some(self.background_runtime()));
-            if let Err(e) = s
-                .compact(self.keep_offsets(&s.spec.name), policy, ctx)
-                .await
+            if compacting
+                && let Err(e) = s
+                    .compact(self.keep_offsets(&s.spec.name), policy, ctx)
+                    .await
             {
                 error!(table = %s.spec.name, "compaction failed, will retry: {e}");
             }
@@ -93,9 +100,14 @@ impl Engine {
                 }
             });
         }
-        if !self.config().compact_interval.is_zero() {
+        {
+            // Retention runs even with compaction off (compact_interval = 0),
+            // then every UPKEEP_WHEN_NOT_COMPACTING.
             let engine = self.clone();
-            let every = self.config().compact_interval;
+            let every = match self.config().compact_interval {
+                d if d.is_zero() => UPKEEP_WHEN_NOT_COMPACTING,
+                d => d,
+            };
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

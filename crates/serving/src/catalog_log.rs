@@ -27,6 +27,10 @@ pub struct Declared {
     pub name: String,
     /// The statement that declares it, as run again at start-up.
     pub sql: String,
+    /// For a setting changed after the declaration (`ALTER TABLE ... SET`):
+    /// which one. Each object keeps one entry per setting, its latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -95,16 +99,62 @@ impl CatalogLog {
     /// Records (or replaces, moving it last) the declaration of `name`.
     pub fn declared(&self, name: &str, sql: String) -> Result<()> {
         self.update(|objects| {
-            objects.retain(|o| o.name != name);
+            objects.retain(|o| o.name != name || o.setting.is_some());
             objects.push(Declared {
                 name: name.to_string(),
                 sql,
+                setting: None,
             });
         })
     }
 
-    /// Removes the declaration of `name` (after a DROP).
+    /// Records (or replaces, moving it last) the statement `sql` that changed
+    /// `setting` of `name`; replayed after the declarations, so it outlasts a
+    /// restart also for an object a `sql/` file declares.
+    pub fn set(&self, name: &str, setting: &str, sql: String) -> Result<()> {
+        self.update(|objects| {
+            objects.retain(|o| o.name != name || o.setting.as_deref() != Some(setting));
+            objects.push(Declared {
+                name: name.to_string(),
+                sql,
+                setting: Some(setting.to_string()),
+            });
+        })
+    }
+
+    /// Removes the declaration of `name` and its settings (after a DROP).
     pub fn dropped(&self, name: &str) -> Result<()> {
         self.update(|objects| objects.retain(|o| o.name != name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_kept_apart_from_declarations() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = CatalogLog::new(dir.path());
+        log.declared("t", "CREATE TABLE t".into()).unwrap();
+        assert!(
+            log.objects().unwrap().is_empty(),
+            "nothing recorded during start-up"
+        );
+        log.start_recording();
+        log.declared("t", "CREATE TABLE t".into()).unwrap();
+        log.set("t", "retention", "ALTER 1".into()).unwrap();
+        log.declared("v", "CREATE VIEW v".into()).unwrap();
+        log.set("t", "retention", "ALTER 2".into()).unwrap();
+        let sql = |log: &CatalogLog| -> Vec<String> {
+            log.objects().unwrap().into_iter().map(|o| o.sql).collect()
+        };
+        // One entry per setting, the latest, after what it changes.
+        assert_eq!(sql(&log), ["CREATE TABLE t", "CREATE VIEW v", "ALTER 2"]);
+        // Declaring again keeps the setting; dropping removes both.
+        log.declared("t", "CREATE TABLE t".into()).unwrap();
+        assert_eq!(sql(&log), ["CREATE VIEW v", "ALTER 2", "CREATE TABLE t"]);
+        log.dropped("t").unwrap();
+        assert_eq!(sql(&log), ["CREATE VIEW v"]);
     }
 }

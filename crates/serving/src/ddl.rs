@@ -53,6 +53,15 @@ pub enum CatalogStatement {
         /// The version to serve (`lambdadb.view_versions`).
         version: u64,
     },
+    /// `ALTER TABLE [IF EXISTS] name SET (retention = '...')` or `RESET (retention)`.
+    AlterRetention {
+        /// The source table, normalized.
+        name: String,
+        /// With `IF EXISTS`: a missing table is a notice, not an error.
+        if_exists: bool,
+        /// The new retention; `None` (RESET) keeps everything.
+        retention: Option<std::time::Duration>,
+    },
     /// `DROP MATERIALIZED VIEW [IF EXISTS] names`.
     DropViews {
         /// The views to drop, unqualified and normalized.
@@ -80,6 +89,7 @@ impl CatalogStatement {
             CatalogStatement::Rollback { name, version } => {
                 format!("ALTER MATERIALIZED VIEW {name} ROLLBACK TO VERSION {version}")
             }
+            CatalogStatement::AlterRetention { name, .. } => format!("ALTER TABLE {name}"),
             CatalogStatement::DropViews { names, .. } => {
                 format!("DROP MATERIALIZED VIEW {}", names.join(", "))
             }
@@ -309,7 +319,7 @@ fn source_spec(ct: &CreateTable, definition: String) -> Result<SourceSpec> {
 }
 
 /// `'90 days'`, `'12 hours'`, `'2 weeks'`, `'30 minutes'`, `'7d'`, `'36h'`.
-fn parse_retention(text: &str) -> Result<std::time::Duration> {
+pub fn parse_retention(text: &str) -> Result<std::time::Duration> {
     let bad = || {
         QueryError::InvalidParameter(format!(
             "retention '{text}' is not a duration such as '90 days', '12 hours' or '2 weeks'"

@@ -7,7 +7,7 @@
 //! folding and refresh), each source's consistent state ([`source`]), the unified
 //! table providers ([`tables`], [`snapshot`]), materialized and plain views'
 //! state ([`view`], [`viewspeed`], [`plainview`]), the catalog and its DDL
-//! ([`catalog`], [`ddl`], [`catalog_log`]), the system tables ([`system`]), the
+//! ([`catalog`], [`ddl`], [`alter`], [`catalog_log`]), the system tables ([`system`]), the
 //! result cache's serving side ([`resultcache`]), INSERT ([`insert`]), where
 //! objects' files live ([`layout`]) and which files imports may read
 //! ([`importdir`]), the shared memory pools ([`memory`]) and the background
@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alter;
 pub mod background;
 pub mod catalog;
 pub mod catalog_log;

@@ -85,6 +85,11 @@ impl Engine {
                     notices: summary.skipped,
                 })
             }
+            CatalogStatement::AlterRetention {
+                name,
+                if_exists,
+                retention,
+            } => self.alter_retention(&name, if_exists, retention).await,
             CatalogStatement::DropViews { names, if_exists } => {
                 self.drop_views(&names, if_exists)?;
                 Ok(Executed::tag("DROP MATERIALIZED VIEW"))

@@ -182,6 +182,7 @@ impl SourceState {
         )
         .await
         .map_err(from_batch)?;
+        let retention = spec.retention;
         Ok(Self {
             scan_schema: string_views(&spec.schema),
             scan_physical: string_views(&spec.physical_schema()),
@@ -204,7 +205,7 @@ impl SourceState {
             health: Mutex::new(Health::default()),
             budget,
             counted_bytes: std::sync::atomic::AtomicUsize::new(0),
-            upkeep: compact::Upkeep::default(),
+            upkeep: compact::Upkeep::new(retention),
         })
     }
 

@@ -32,9 +32,29 @@ pub struct Upkeep {
     pub retention_horizon_ms: AtomicI64,
     /// Files removed by retention since start-up.
     pub expired_files: AtomicU64,
+    /// The retention in force: the declaration's, or the last `ALTER TABLE`'s.
+    retention: Mutex<Option<Duration>>,
 }
 
 impl Upkeep {
+    /// Upkeep for a source declared with `retention`.
+    pub fn new(retention: Option<Duration>) -> Self {
+        Self {
+            retention: Mutex::new(retention),
+            ..Self::default()
+        }
+    }
+
+    /// The retention in force (`None`: events are kept for ever).
+    pub fn retention(&self) -> Option<Duration> {
+        *self.retention.lock().expect("retention lock")
+    }
+
+    /// Changes the retention (`ALTER TABLE ... SET/RESET`).
+    pub fn set_retention(&self, retention: Option<Duration>) {
+        *self.retention.lock().expect("retention lock") = retention;
+    }
+
     /// Replaced files still on the store, awaiting their grace period.
     pub fn retired_files(&self) -> usize {
         let retired = self.retired.lock().expect("retired lock");
@@ -128,7 +148,7 @@ impl SourceState {
     /// Removes the files past the source's retention (none without one);
     /// they are deleted from the store after the grace period, like replaced ones.
     pub async fn apply_retention(self: &Arc<Self>) -> Result<usize> {
-        let Some(retention) = self.spec.retention else {
+        let Some(retention) = self.upkeep.retention() else {
             return Ok(0);
         };
         let horizon = now_ms() - retention.as_millis() as i64;

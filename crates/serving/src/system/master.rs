@@ -64,7 +64,7 @@ pub(super) fn master_dataset(engine: &Engine) -> Result<RecordBatch> {
         let at = s.upkeep.last_compaction_ms.load(Ordering::Relaxed);
         last.push((at > 0).then_some(at));
         retired.push(s.upkeep.retired_files() as i64);
-        keep.push(s.spec.retention.map(|d| format!("{} s", d.as_secs())));
+        keep.push(s.upkeep.retention().map(crate::alter::retention_text));
         let h = s.upkeep.retention_horizon_ms.load(Ordering::Relaxed);
         horizon.push((h != 0).then_some(h));
         expired.push(s.upkeep.expired_files.load(Ordering::Relaxed) as i64);

@@ -251,6 +251,9 @@ impl Session {
         if let Some(refresh) = ddl::parse_refresh(sql) {
             return Ok(vec![Prepared::Catalog(refresh?)]);
         }
+        if let Some(alter) = lambdadb_serving::alter::parse_alter_table(sql) {
+            return Ok(vec![Prepared::Catalog(alter?)]);
+        }
         if let Some(e) = external_table(sql, self.admin.load(std::sync::atomic::Ordering::SeqCst)) {
             return Err(e);
         }
