@@ -51,7 +51,14 @@ pub struct ViewVersion {
     pub watermark: Watermark,
     /// File name of the partial-state rows, relative to the view's directory.
     pub file: String,
-    /// Partial-state rows in the file.
+    /// Files of earlier versions whose partial rows this version holds too,
+    /// oldest first: an incremental run that chains writes only the partial
+    /// states of the new events and carries its base's files (see
+    /// [`crate::view::MAX_CHAIN`]). Partial rows merge, so several rows of one
+    /// group across the files are one group to every query.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
+    /// Partial-state rows in the version's files.
     pub rows: u64,
     /// The view's SQL this version was computed from; a different definition at
     /// start-up makes this version unusable.
@@ -67,7 +74,7 @@ pub struct ViewVersion {
     /// full one); drives `full_refresh_interval`. 0: unknown.
     #[serde(default)]
     pub full_at_ms: i64,
-    /// Size of the version's file.
+    /// Size of the version's files.
     #[serde(default)]
     pub bytes: u64,
     /// Master-dataset files the run read.
@@ -76,6 +83,16 @@ pub struct ViewVersion {
     /// Master-dataset rows the run read.
     #[serde(default)]
     pub input_rows: u64,
+}
+
+impl ViewVersion {
+    /// Every file holding the version's rows: the carried ones, then its own.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.parts
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(self.file.as_str()))
+    }
 }
 
 /// Which versions of a view are kept.

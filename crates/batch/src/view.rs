@@ -51,7 +51,16 @@ pub struct ViewRun<'a> {
     pub input_rows: u64,
     /// That snapshot's watermark, stamped on the version.
     pub watermark: Watermark,
+    /// For an incremental run that chains: the base version, whose files the
+    /// new version carries; `sql` is then the partial query over `files` alone.
+    pub carried: Option<ViewVersion>,
 }
+
+/// The most files a version's chain holds: an incremental run on a base with
+/// this many combines them into one file (cost: the view's groups) instead of
+/// adding one (cost: the new events), so queries merge at most this many
+/// files' rows and the combine runs once every `MAX_CHAIN` refreshes.
+pub const MAX_CHAIN: usize = 8;
 
 /// The directory of one view's versions.
 #[derive(Debug)]
@@ -71,7 +80,12 @@ impl ViewStore {
         let history = ViewHistory::load(dir)?;
         for entry in fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".parquet") && !history.versions.iter().any(|v| v.file == name) {
+            if name.ends_with(".parquet")
+                && !history
+                    .versions
+                    .iter()
+                    .any(|v| v.files().any(|f| f == name))
+            {
                 let _ = fs::remove_file(entry.path());
             }
         }
@@ -107,9 +121,9 @@ impl ViewStore {
         Ok(Some(v))
     }
 
-    /// Path of the Parquet file holding `v`'s partial-state rows.
-    pub fn file_path(&self, v: &ViewVersion) -> PathBuf {
-        self.dir.join(&v.file)
+    /// Paths of the Parquet files holding `v`'s partial-state rows.
+    pub fn file_paths(&self, v: &ViewVersion) -> Vec<PathBuf> {
+        v.files().map(|f| self.dir.join(f)).collect()
     }
 
     /// Runs the batch computation and publishes it as version `version`.
@@ -120,12 +134,13 @@ impl ViewStore {
             run.source_name,
             files_table(run.source_schema.clone(), &run.files)?,
         )?;
-        let full_at_ms = match &run.base {
-            Some((name, rows, full_at_ms)) => {
+        let full_at_ms = match (&run.base, &run.carried) {
+            (Some((name, rows, full_at_ms)), _) => {
                 ctx.register_table(*name, rows.clone())?;
                 *full_at_ms
             }
-            None => 0,
+            (None, Some(carried)) => carried.full_at_ms,
+            (None, None) => 0,
         };
         let df = ctx.sql(run.sql).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
@@ -158,11 +173,20 @@ impl ViewStore {
         })??;
 
         let now = now_ms();
+        let (parts, carried_rows, carried_bytes) = match run.carried {
+            Some(c) => {
+                let mut parts = c.parts;
+                parts.push(c.file);
+                (parts, c.rows, c.bytes)
+            }
+            None => (Vec::new(), 0, 0),
+        };
         let v = ViewVersion {
             version,
             watermark: run.watermark,
             file,
-            rows: rows as u64,
+            parts,
+            rows: rows as u64 + carried_rows,
             definition: run.definition.to_string(),
             refreshed_at_ms: now,
             duration_ms: started.elapsed().as_millis() as u64,
@@ -171,7 +195,7 @@ impl ViewStore {
                 RefreshKind::Full => now,
                 RefreshKind::Incremental => full_at_ms,
             },
-            bytes,
+            bytes: bytes + carried_bytes,
             input_files: run.files.len() as u64,
             input_rows: run.input_rows,
         };
@@ -189,10 +213,80 @@ impl ViewStore {
         next.versions.push(v);
         let dropped = next.retain(self.policy, now_ms());
         next.save(&self.dir)?;
+        // A dropped version's file may still hold rows of a kept chain.
+        let used: std::collections::HashSet<String> = next
+            .versions
+            .iter()
+            .flat_map(|v| v.files().map(str::to_string))
+            .collect();
         *history = next;
-        for old in dropped {
-            let _ = fs::remove_file(self.dir.join(&old.file));
+        for file in dropped.iter().flat_map(|v| v.files()) {
+            if !used.contains(file) {
+                let _ = fs::remove_file(self.dir.join(file));
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(n: u64, parts: &[&str]) -> ViewVersion {
+        ViewVersion {
+            version: n,
+            file: format!("v{n}.parquet"),
+            parts: parts.iter().map(|p| p.to_string()).collect(),
+            refreshed_at_ms: now_ms(),
+            ..ViewVersion::default()
+        }
+    }
+
+    /// A version's chain keeps its carried files: neither the start-up sweep
+    /// nor dropping the versions that wrote them removes them.
+    #[test]
+    fn chained_files_live_as_long_as_a_version_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["v1.parquet", "v2.parquet", "v3.parquet", "stray.parquet"] {
+            fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let history = ViewHistory {
+            current: Some(3),
+            versions: vec![version(3, &["v1.parquet", "v2.parquet"])],
+        };
+        history.save(dir.path()).unwrap();
+        let policy = VersionPolicy {
+            keep: 2,
+            max_age_ms: 0,
+        };
+        let store = ViewStore::open(dir.path(), policy).unwrap();
+        let exists = |f: &str| dir.path().join(f).exists();
+        assert!(!exists("stray.parquet"));
+        assert!(exists("v1.parquet") && exists("v2.parquet") && exists("v3.parquet"));
+
+        // v4 chains on v3; v5 is a full run. Keeping two drops v3, whose
+        // files v4 still holds; then v6 (full) drops v4 and the chain goes.
+        fs::write(dir.path().join("v4.parquet"), b"x").unwrap();
+        store
+            .publish(version(4, &["v1.parquet", "v2.parquet", "v3.parquet"]))
+            .unwrap();
+        for n in [5, 6] {
+            fs::write(dir.path().join(format!("v{n}.parquet")), b"x").unwrap();
+            store.publish(version(n, &[])).unwrap();
+            if n == 5 {
+                assert!(
+                    ["v1", "v2", "v3", "v4"]
+                        .iter()
+                        .all(|v| exists(&format!("{v}.parquet")))
+                );
+            }
+        }
+        assert!(
+            ["v1", "v2", "v3", "v4"]
+                .iter()
+                .all(|v| !exists(&format!("{v}.parquet")))
+        );
+        assert!(exists("v5.parquet") && exists("v6.parquet"));
     }
 }

@@ -27,6 +27,14 @@ use crate::viewspeed::ViewInput;
 /// Batch versions up to this size are kept in memory (see `batch_table`).
 const IN_MEMORY_LIMIT: u64 = 256 << 20;
 
+/// The batch part in memory: the table of the version last asked for, and
+/// its files' rows, so the next version of a chain reads only its new file.
+#[derive(Default)]
+struct Loaded {
+    table: Option<(u64, Arc<dyn TableProvider>)>,
+    files: std::collections::HashMap<String, Vec<RecordBatch>>,
+}
+
 /// Gives every `ViewState` (every definition of a view) its own identity.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -71,8 +79,8 @@ pub struct ViewState {
     /// query still reading an old version's file never sees it replaced.
     last_version: AtomicU64,
     refresh_lock: tokio::sync::Mutex<()>,
-    /// The served version's partial rows, read from its file once.
-    loaded: std::sync::Mutex<Option<(u64, Arc<dyn TableProvider>)>>,
+    /// The served version's partial rows, read from its files once.
+    loaded: std::sync::Mutex<Loaded>,
     /// Speed-layer work, for `lambdadb.views` and the benchmark.
     pub fold_stats: FoldStats,
     /// Runs folds (used under the source's fold lock only).
@@ -133,7 +141,7 @@ impl ViewState {
             store,
             last_version: AtomicU64::new(last_version),
             refresh_lock: tokio::sync::Mutex::new(()),
-            loaded: std::sync::Mutex::new(None),
+            loaded: std::sync::Mutex::new(Loaded::default()),
             fold_stats: FoldStats::default(),
             folder: Folder::new(context(env.config.clone(), Some(env.runtime.clone()))),
             env,
@@ -204,9 +212,9 @@ impl ViewState {
     }
 
     /// The batch part: the version's partial rows, or nothing before the first run.
-    /// A version's rows are read from its file once and kept in memory (they are
-    /// one row per group); a version larger than `IN_MEMORY_LIMIT` is scanned
-    /// from its file at each query instead.
+    /// A version's files are read once and kept in memory (their rows are about
+    /// one per group); a version larger than `IN_MEMORY_LIMIT` is scanned from
+    /// its files at each query instead.
     pub fn batch_table(&self, version: Option<&ViewVersion>) -> Result<Arc<dyn TableProvider>> {
         let partial_schema = &self.plan.partial_schema;
         let Some(v) = version else {
@@ -216,37 +224,39 @@ impl ViewState {
             )?));
         };
         let mut loaded = self.loaded.lock().expect("loaded lock");
-        if let Some((n, table)) = loaded.as_ref()
+        if let Some((n, table)) = loaded.table.as_ref()
             && *n == v.version
         {
             return Ok(table.clone());
         }
-        let path = self.store.file_path(v);
-        let size = std::fs::metadata(&path)
-            .map(|m| m.len())
-            .unwrap_or(u64::MAX);
+        let paths = self.store.file_paths(v);
+        let size = paths
+            .iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(u64::MAX))
+            .fold(0u64, u64::saturating_add);
         if size > IN_MEMORY_LIMIT {
-            return Ok(files_table(
-                partial_schema.clone(),
-                &[path.to_string_lossy().into_owned()],
-            )?);
+            let paths: Vec<String> = paths
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            return Ok(files_table(partial_schema.clone(), &paths)?);
         }
-        let file = std::fs::File::open(&path)
-            .map_err(|e| QueryError::Io(format!("cannot read {}: {e}", path.display())))?;
-        let batches =
-            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                file,
-            )
-            .and_then(|b| b.build())
-            .map_err(|e| QueryError::Io(format!("cannot read {}: {e}", path.display())))?
-            .map(|b| {
-                b.map_err(|e| QueryError::Io(e.to_string()))
-                    .and_then(|b| conform(&b, partial_schema).map_err(from_view))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut files = std::collections::HashMap::new();
+        let mut partitions = Vec::new();
+        for (name, path) in v.files().zip(&paths) {
+            let batches = match loaded.files.get(name) {
+                Some(b) => b.clone(),
+                None => read_partial_rows(path, partial_schema)?,
+            };
+            partitions.push(batches.clone());
+            files.insert(name.to_string(), batches);
+        }
         let table: Arc<dyn TableProvider> =
-            Arc::new(MemTable::try_new(partial_schema.clone(), vec![batches])?);
-        *loaded = Some((v.version, table.clone()));
+            Arc::new(MemTable::try_new(partial_schema.clone(), partitions)?);
+        *loaded = Loaded {
+            table: Some((v.version, table.clone())),
+            files,
+        };
         Ok(table)
     }
 
@@ -334,13 +344,19 @@ impl ViewState {
         };
         let input_rows = read.iter().map(|f| f.rows).sum();
         let files = read.iter().map(|f| self.source.location(&f.path)).collect();
+        // A base whose chain is short takes one more file: the partial states
+        // of the new files alone (cost: the new events). At MAX_CHAIN files the
+        // chain is combined into one (cost: the view's groups).
+        let chain = base
+            .as_ref()
+            .is_some_and(|b| b.files().count() < lambdadb_batch::MAX_CHAIN);
         let base_rows = match &base {
-            Some(b) => Some((
+            Some(b) if !chain => Some((
                 lambdadb_views::BATCH_PARTS,
                 self.batch_table(Some(b))?,
                 b.full_at_ms,
             )),
-            None => None,
+            _ => None,
         };
         let version = self.last_version.fetch_add(1, Ordering::SeqCst) + 1;
         let d = &self.plan.decomposition;
@@ -351,7 +367,7 @@ impl ViewState {
                 ViewRun {
                     ctx: context(self.env.config.clone(), Some(self.env.runtime.clone())),
                     definition: &self.definition,
-                    sql: if base.is_some() {
+                    sql: if base_rows.is_some() {
                         &d.incremental_sql
                     } else {
                         &d.partial_sql
@@ -367,6 +383,7 @@ impl ViewState {
                     files,
                     input_rows,
                     watermark: manifest.watermark.clone(),
+                    carried: base.filter(|_| chain).map(|b| (*b).clone()),
                 },
             )
             .await
@@ -428,6 +445,23 @@ impl ViewState {
             .expect("checked above under the refresh lock");
         self.serve(Arc::new(v)).await
     }
+}
+
+/// A version file's partial rows, conformed to the view's partial schema.
+fn read_partial_rows(
+    path: &std::path::Path,
+    schema: &arrow::datatypes::SchemaRef,
+) -> Result<Vec<RecordBatch>> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| QueryError::Io(format!("cannot read {}: {e}", path.display())))?;
+    datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| QueryError::Io(format!("cannot read {}: {e}", path.display())))?
+        .map(|b| {
+            b.map_err(|e| QueryError::Io(e.to_string()))
+                .and_then(|b| conform(&b, schema).map_err(from_view))
+        })
+        .collect()
 }
 
 /// Folds since start-up: how many, the events they covered, their time.

@@ -27,11 +27,14 @@ pub(super) fn view_versions(engine: &Engine) -> Result<RecordBatch> {
         ts_field("created"),
         Field::new("duration_ms", DataType::Int64, false),
         Field::new("current_definition", DataType::Boolean, false),
+        // Files holding the version's rows: 1, or its chain's (see docs/batch-layer.md).
+        Field::new("files", DataType::Int64, false),
     ]));
     let (mut name, mut ver, mut serving, mut how, mut wm) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut rows, mut bytes, mut files, mut in_rows, mut at, mut ms, mut same) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut chain = vec![];
     let mut views = engine.views();
     views.sort_by(|a, b| a.name.cmp(&b.name));
     for view in views {
@@ -49,6 +52,7 @@ pub(super) fn view_versions(engine: &Engine) -> Result<RecordBatch> {
             at.push(Some(v.refreshed_at_ms));
             ms.push(v.duration_ms as i64);
             same.push(v.definition == view.definition);
+            chain.push(v.files().count() as i64);
         }
     }
     let columns: Vec<ArrayRef> = vec![
@@ -64,6 +68,7 @@ pub(super) fn view_versions(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(TimestampMillisecondArray::from(at).with_timezone("UTC")),
         Arc::new(Int64Array::from(ms)),
         Arc::new(BooleanArray::from(same)),
+        Arc::new(Int64Array::from(chain)),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
 }
