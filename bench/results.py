@@ -140,10 +140,12 @@ def write_results(res, out):
         "",
         "## Batch refresh",
         "",
-        f"`REFRESH MATERIALIZED VIEW dash_hourly` over {p['events']:,} events (archive step, the "
+        f"`REFRESH MATERIALIZED VIEW dash_hourly FULL` over {p['events']:,} events (archive step, the "
         f"partial aggregate over the master dataset, a new Parquet version, atomic swap): "
         f"{fmt_s(ref['lambdadb'])}; DataFusion running the same aggregate on the Parquet file: "
-        f"{fmt_s(ref['datafusion'])} ({ref['lambdadb'] / ref['datafusion']:.2f}×).",
+        f"{fmt_s(ref['datafusion'])} ({ref['lambdadb'] / ref['datafusion']:.2f}×)"
+        + (f"; an incremental `REFRESH` with no new events: {fmt_s(ref['incremental'])}."
+           if "incremental" in ref else "."),
         "",
         "## Ingest",
         "",

@@ -62,6 +62,13 @@ pub fn plan(
         let mut run: Vec<ArchiveFile> = Vec::new();
         let mut bytes = 0;
         let mut close = |run: &mut Vec<ArchiveFile>| {
+            // A file larger than all the files after it in the run stays as
+            // it is (size-tiered): a compacted file is not rewritten for every
+            // few small files that follow it, so each byte is rewritten about
+            // log2(target / archive file) times, not once per pass.
+            while run.len() >= 2 && run[0].bytes > run[1..].iter().map(|f| f.bytes).sum::<u64>() {
+                run.remove(0);
+            }
             if run.len() >= policy.min_files.max(2) {
                 runs.push(std::mem::take(run));
             }
@@ -299,6 +306,35 @@ mod tests {
             ranges(plan(&m, &KeepOffsets::new(), small)),
             vec![(0, 20), (25, 40)]
         );
+    }
+
+    #[test]
+    fn a_compacted_file_is_not_rewritten_for_a_few_small_ones() {
+        let policy = CompactPolicy {
+            target_bytes: 100,
+            min_files: 3,
+        };
+        let runs = |files: Vec<ArchiveFile>| -> Vec<(i64, i64)> {
+            let m = Manifest {
+                files,
+                ..Manifest::default()
+            };
+            plan(&m, &KeepOffsets::new(), policy)
+                .iter()
+                .map(|r| (r[0].first_offset, r[r.len() - 1].next_offset))
+                .collect()
+        };
+        // 40 bytes compacted, then three small files: only the small ones merge.
+        let mut files = vec![file(0, 0, 40, 40)];
+        files.extend((40..43).map(|o| file(0, o, o + 1, 1)));
+        assert_eq!(runs(files.clone()), vec![(40, 43)]);
+        // Two small ones only: nothing (min_files), the big one is no reason.
+        files.pop();
+        assert_eq!(runs(files), Vec::<(i64, i64)>::new());
+        // Once the small ones outweigh it, it merges with them.
+        let mut files = vec![file(0, 0, 40, 40)];
+        files.extend((40..90).map(|o| file(0, o, o + 1, 1)));
+        assert_eq!(runs(files), vec![(0, 90)]);
     }
 
     /// A compaction that fails while writing removes only its own output:

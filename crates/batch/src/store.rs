@@ -21,6 +21,7 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
+use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use crate::{BatchError, Result, io_err};
@@ -205,11 +206,22 @@ impl TableStore {
             .await
             .map_err(crate::join_err)?;
         }
-        let bytes = tokio::fs::read(tmp).await.map_err(io_err(tmp))?;
-        self.store
-            .put(&self.object_path(rel), PutPayload::from(bytes))
-            .await
-            .map_err(|e| store_err(rel, e))?;
+        // Streamed (multipart above the writer's buffer), so a 128 MB
+        // compacted file or a large import does not pass through memory whole.
+        let mut file = tokio::fs::File::open(tmp).await.map_err(io_err(tmp))?;
+        let mut upload =
+            object_store::buffered::BufWriter::new(self.store.clone(), self.object_path(rel));
+        let sent = match tokio::io::copy(&mut file, &mut upload).await {
+            Ok(_) => upload.shutdown().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            let _ = upload.abort().await;
+            return Err(BatchError::Io {
+                path: PathBuf::from(rel),
+                source: std::io::Error::other(format!("upload failed: {e}")),
+            });
+        }
         crate::durable::step(point, "renamed", tmp)?;
         let _ = tokio::fs::remove_file(tmp).await;
         Ok(())
