@@ -52,10 +52,14 @@ unit:
 integration: build-test
 	LAMBDADB_TEST_BIN=$(BIN) .venv/bin/python -m pytest -v integration
 
-# The tests that touch the batch layer, with every server's master dataset in an
-# S3-compatible store (a moto server per test, see integration/conftest.py).
+# The tests that touch the batch layer (archive, scans, views, imports, retention,
+# compaction, the catalog, names, the data_dir lock), with every server's master
+# dataset in an S3-compatible store (a moto server per test, see
+# integration/conftest.py). The protocol, client and catalog-compatibility tests
+# run on local disk only: they exercise the frontend, not the store.
 S3_TESTS := test_delta_table.py test_compaction.py test_retention.py test_pipeline.py test_view_oracle.py test_view_versions.py test_import.py \
-	test_catalog_persist.py test_fault_holes.py
+	test_catalog_persist.py test_fault_holes.py test_cache.py test_copy.py test_extreme_values.py test_plain_views.py test_limits.py \
+	test_names_are_not_paths.py test_data_dir_lock.py
 
 integration-s3: build-test
 	LAMBDADB_TEST_STORE=s3 LAMBDADB_TEST_BIN=$(BIN) .venv/bin/python -m pytest -v \

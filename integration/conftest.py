@@ -61,6 +61,19 @@ class MasterStore:
         """The `storage_options` for `deltalake` to read `delta_url(...)`."""
         return self.moto.storage_options() if self.kind == "s3" else {}
 
+    def table_names(self, data_dir):
+        """The names the source tables' master datasets are stored under, and
+        (on S3) every key of the bucket outside the test's prefix."""
+        if self.kind == "local":
+            return sorted(p.name for p in (Path(data_dir) / "sources").iterdir()), []
+        import boto3
+        s3 = boto3.client("s3", endpoint_url=self.moto.endpoint, region_name=Moto.REGION,
+                          aws_access_key_id=Moto.KEY, aws_secret_access_key=Moto.KEY)
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.moto.bucket)
+                for o in page.get("Contents", [])]
+        inside = [k[len(self.prefix) + 1:] for k in keys if k.startswith(self.prefix + "/")]
+        return sorted({k.split("/")[0] for k in inside}), [k for k in keys if not k.startswith(self.prefix + "/")]
+
     def stop(self):
         if self._moto is not None:
             self._moto.stop()

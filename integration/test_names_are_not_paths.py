@@ -32,7 +32,7 @@ def victim():
     shutil.rmtree(d)
 
 
-def test_names_stay_inside_data_dir(broker, make_server, tmp_path, victim):
+def test_names_stay_inside_data_dir(broker, make_server, master_store, tmp_path, victim):
     (victim / "views").mkdir(parents=True)
     (victim / "keep.txt").write_text("not lambdadb's")
     (victim / "views" / "current.json").write_text("{}")
@@ -114,10 +114,14 @@ def test_names_stay_inside_data_dir(broker, make_server, tmp_path, victim):
 
     assert tree(victim) == before, "files outside data_dir changed"
     assert not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()
-    # Views use %XX escapes; source tables -XX (their names are URLs too).
-    for kind, chars in [("sources", "-"), ("views", "%")]:
-        for entry in (data_dir / kind).iterdir():
-            assert re.fullmatch(rf"[A-Za-z0-9_{chars}]+", entry.name), entry
+    # Views use %XX escapes; source tables -XX (their names are URLs too, and
+    # on S3 key prefixes, which stay inside the configured prefix).
+    for entry in (data_dir / "views").iterdir():
+        assert re.fullmatch(r"[A-Za-z0-9_%]+", entry.name), entry
+    tables, outside = master_store.table_names(data_dir)
+    for name in tables:
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", name), name
+    assert outside == [], "keys outside the master_url prefix"
     # Dropped views leave nothing behind; every source keeps its archive.
     assert list((data_dir / "views").iterdir()) == []
-    assert len(list((data_dir / "sources").iterdir())) == len(sources)
+    assert len(tables) == len(sources), tables
