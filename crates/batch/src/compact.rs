@@ -36,6 +36,10 @@ pub struct CompactPolicy {
     pub min_files: usize,
 }
 
+/// A file of at least `target / SETTLED_FRACTION` bytes is not rewritten for
+/// smaller files that follow it (8 MB with the default 128 MB target).
+const SETTLED_FRACTION: u64 = 16;
+
 /// Offsets, per partition, that no compacted file may straddle.
 pub type KeepOffsets = BTreeMap<PartitionId, BTreeSet<i64>>;
 
@@ -62,11 +66,16 @@ pub fn plan(
         let mut run: Vec<ArchiveFile> = Vec::new();
         let mut bytes = 0;
         let mut close = |run: &mut Vec<ArchiveFile>| {
-            // A file larger than all the files after it in the run stays as
-            // it is (size-tiered): a compacted file is not rewritten for every
-            // few small files that follow it, so each byte is rewritten about
-            // log2(target / archive file) times, not once per pass.
-            while run.len() >= 2 && run[0].bytes > run[1..].iter().map(|f| f.bytes).sum::<u64>() {
+            // A file of at least a sixteenth of the target that is larger than
+            // all the files after it in the run stays as it is (size-tiered):
+            // it is not rewritten for every few small files that follow it, so
+            // each of its bytes is rewritten a few times, not once per pass.
+            // Below that floor the newest files keep merging into one, so a
+            // steady stream leaves one small file per partition, not a ladder.
+            while run.len() >= 2
+                && run[0].bytes >= policy.target_bytes / SETTLED_FRACTION
+                && run[0].bytes > run[1..].iter().map(|f| f.bytes).sum::<u64>()
+            {
                 run.remove(0);
             }
             if run.len() >= policy.min_files.max(2) {
@@ -331,6 +340,11 @@ mod tests {
         // Two small ones only: nothing (min_files), the big one is no reason.
         files.pop();
         assert_eq!(runs(files), Vec::<(i64, i64)>::new());
+        // Below a sixteenth of the target (6 bytes here) a file keeps merging
+        // with the ones after it: the tail stays one file.
+        let mut files = vec![file(0, 0, 40, 5)];
+        files.extend((40..43).map(|o| file(0, o, o + 1, 1)));
+        assert_eq!(runs(files), vec![(0, 43)]);
         // Once the small ones outweigh it, it merges with them.
         let mut files = vec![file(0, 0, 40, 40)];
         files.extend((40..90).map(|o| file(0, o, o + 1, 1)));
