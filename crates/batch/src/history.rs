@@ -135,6 +135,11 @@ impl ViewHistory {
         self.versions.iter().find(|v| v.version == n)
     }
 
+    /// Every file a kept version reads (its own and its chain's).
+    pub fn files_in_use(&self) -> std::collections::HashSet<&str> {
+        self.versions.iter().flat_map(|v| v.files()).collect()
+    }
+
     /// The highest version number ever recorded (numbers are never reused).
     pub fn last_number(&self) -> u64 {
         self.versions.iter().map(|v| v.version).max().unwrap_or(0)

@@ -78,14 +78,10 @@ impl ViewStore {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         remove_temporaries(dir)?;
         let history = ViewHistory::load(dir)?;
+        let used = history.files_in_use();
         for entry in fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".parquet")
-                && !history
-                    .versions
-                    .iter()
-                    .any(|v| v.files().any(|f| f == name))
-            {
+            if name.ends_with(".parquet") && !used.contains(name.as_str()) {
                 let _ = fs::remove_file(entry.path());
             }
         }
@@ -214,17 +210,13 @@ impl ViewStore {
         let dropped = next.retain(self.policy, now_ms());
         next.save(&self.dir)?;
         // A dropped version's file may still hold rows of a kept chain.
-        let used: std::collections::HashSet<String> = next
-            .versions
-            .iter()
-            .flat_map(|v| v.files().map(str::to_string))
-            .collect();
-        *history = next;
+        let used = next.files_in_use();
         for file in dropped.iter().flat_map(|v| v.files()) {
             if !used.contains(file) {
                 let _ = fs::remove_file(self.dir.join(file));
             }
         }
+        *history = next;
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 use tracing::{info, warn};
 
-use crate::ddl::{CatalogStatement, parse_retention};
+use crate::ddl::{CatalogStatement, option_text, parse_retention};
 use crate::engine::Engine;
 use crate::objects::Executed;
 
@@ -82,12 +82,8 @@ fn parse(sql: &str) -> Result<CatalogStatement> {
             parser
                 .expect_token(&Token::Eq)
                 .map_err(|e| syntax(&e.to_string()))?;
-            let value = parser.parse_value().map_err(|e| syntax(&e.to_string()))?;
-            let text = match &value.value {
-                sqlparser::ast::Value::SingleQuotedString(s) => s.clone(),
-                other => other.to_string(),
-            };
-            retention = Some(parse_retention(&text)?);
+            let value = parser.parse_expr().map_err(|e| syntax(&e.to_string()))?;
+            retention = Some(parse_retention(&option_text(&value)?)?);
         }
         if !parser.consume_token(&Token::Comma) {
             break;

@@ -98,26 +98,24 @@ impl CatalogLog {
 
     /// Records (or replaces, moving it last) the declaration of `name`.
     pub fn declared(&self, name: &str, sql: String) -> Result<()> {
-        self.update(|objects| {
-            objects.retain(|o| o.name != name || o.setting.is_some());
-            objects.push(Declared {
-                name: name.to_string(),
-                sql,
-                setting: None,
-            });
-        })
+        self.record(name, None, sql)
     }
 
     /// Records (or replaces, moving it last) the statement `sql` that changed
     /// `setting` of `name`; replayed after the declarations, so it outlasts a
     /// restart also for an object a `sql/` file declares.
     pub fn set(&self, name: &str, setting: &str, sql: String) -> Result<()> {
+        self.record(name, Some(setting), sql)
+    }
+
+    /// One entry per (object, setting): the declaration is the entry without one.
+    fn record(&self, name: &str, setting: Option<&str>, sql: String) -> Result<()> {
         self.update(|objects| {
-            objects.retain(|o| o.name != name || o.setting.as_deref() != Some(setting));
+            objects.retain(|o| o.name != name || o.setting.as_deref() != setting);
             objects.push(Declared {
                 name: name.to_string(),
                 sql,
-                setting: Some(setting.to_string()),
+                setting: setting.map(str::to_string),
             });
         })
     }

@@ -344,7 +344,8 @@ pub fn parse_retention(text: &str) -> Result<std::time::Duration> {
     ))
 }
 
-fn option_text(e: &Expr) -> Result<String> {
+/// A table option's value as text (a string literal, number or identifier).
+pub(crate) fn option_text(e: &Expr) -> Result<String> {
     match e {
         Expr::Value(v) => match &v.value {
             Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s.clone()),
