@@ -98,3 +98,81 @@ def test_compaction_keeps_every_answer(broker, make_server, master_store, tmp_pa
     server.start()
     server.wait_count(total)
     assert_hourly_matches(server, read_events(*files))
+
+
+def consumed(server, total, timeout=60):
+    """Waits until the server has consumed `total` messages (the rows of
+    expired files no longer count in `SELECT count(*)`)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server.query("SELECT sum(consumed_offset) FROM lambdadb.sources")[0][0] == total:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{total} messages not consumed in {timeout}s")
+
+
+def test_retention_and_compaction_keep_view_answers(broker, make_server, tmp_path):
+    """Retention and compaction run every 0.7 s while events flow, views
+    refresh incrementally and roll back, and at every checkpoint the view
+    equals the oracle over every produced event (views keep the history of
+    expired events), the raw table holds every young event once and no more
+    old ones than were produced, and expired files do go. Old events (an hour
+    before now, past the 10-minute retention) and young ones arrive in files
+    of their own, so whole files expire."""
+    broker.create_topic("events", 2)
+    env = dict(ENV, LAMBDADB_VIEW_VERSIONS_KEEP="2")
+    server = make_server(broker.brokers, env=env)
+    server.query("ALTER TABLE events SET (retention = '10 minutes')")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    rng = random.Random(41)
+    files, young, old = [], 0, 0
+    young_from = now - timedelta(minutes=2)
+    for i in range(8):
+        for kind, start, n in (("old", now - timedelta(hours=1, minutes=10 - i), 150),
+                               ("young", young_from + timedelta(seconds=10 * i), 250)):
+            f = generate(tmp_path / f"{kind}{i}.jsonl", n, seed=700 + i * 2 + (kind == "old"),
+                         start=start.isoformat(), rate=50.0, late_fraction=0.0)
+            files.append(f)
+            produce(broker.brokers, "events", f)
+            if kind == "old":
+                old += n
+            else:
+                young += n
+            consumed(server, young + old)
+            time.sleep(0.4)  # archived apart: files hold old or young events only
+        # Refresh first, then (sometimes) roll back to the one older version kept.
+        server.query("REFRESH MATERIALIZED VIEW events_hourly")
+        if rng.random() < 0.3:
+            older = server.query(
+                "SELECT version FROM lambdadb.view_versions WHERE view_name = 'events_hourly' "
+                "AND NOT serving AND current_definition")
+            if older:
+                server.query(f"ALTER MATERIALIZED VIEW events_hourly ROLLBACK TO VERSION {older[0][0]}")
+        assert_hourly_matches(server, read_events(*files))
+        # Young events: every one, once (count and sums as the oracle has them).
+        want = [e for e in read_events(*files)
+                if datetime.fromisoformat(e["event_time"].replace("Z", "+00:00")) >= young_from]
+        got = server.query("SELECT count(*), sum(user_id), sum(duration_ms) FROM events WHERE event_time >= %s",
+                           (young_from,))[0]
+        assert len(want) == young
+        assert got == (young, sum(e["user_id"] for e in want),
+                       sum(e["duration_ms"] for e in want if e.get("duration_ms") is not None)), got
+        seen_old = server.query("SELECT count(*) FROM events WHERE event_time < %s", (young_from,))[0][0]
+        assert seen_old <= old, (seen_old, old)
+
+    # Retention did remove files while the checks ran.
+    deadline = time.time() + 30
+    while time.time() < deadline and server.query(
+            "SELECT expired_files FROM lambdadb.master_dataset WHERE table_name = 'events'")[0][0] == 0:
+        server.query("REFRESH MATERIALIZED VIEW events_hourly")
+        time.sleep(0.5)
+    expired, compactions = server.query(
+        "SELECT expired_files, compactions FROM lambdadb.master_dataset WHERE table_name = 'events'")[0]
+    assert expired > 0 and compactions > 0, (expired, compactions)
+    assert_hourly_matches(server, read_events(*files))
+    assert server.query("SELECT count(*) FROM events WHERE event_time < %s", (young_from,))[0][0] < old
+
+    server.stop()
+    server.start()
+    consumed(server, young + old)
+    assert_hourly_matches(server, read_events(*files))

@@ -176,10 +176,9 @@ impl Archiver {
     ) -> Result<()> {
         for (i, run) in runs.iter().enumerate() {
             let (first, last) = (&run[0], &run[run.len() - 1]);
-            let locations: Vec<String> =
-                run.iter().map(|f| self.store().location(&f.path)).collect();
+            let files = run.iter().map(|f| self.store().table_file(f)).collect();
             let name = format!("__compact_{i}");
-            ctx.register_table(&name, files_table(self.schema(), &locations)?)?;
+            ctx.register_table(&name, files_table(self.schema(), files)?)?;
             let order = match sort_by {
                 Some(c) => format!("\"{}\", _offset", c.replace('"', "\"\"")),
                 None => "_offset".to_string(),

@@ -29,7 +29,7 @@ pub mod view;
 
 pub use archive::{ArchiveInput, Archiver};
 pub use compact::{CompactPolicy, CompactSummary, KeepOffsets};
-pub use files::files_table;
+pub use files::{TableFile, files_table};
 pub use history::{RefreshKind, VersionPolicy, ViewHistory, ViewVersion};
 pub use import::{IMPORT_PARTITION, ImportSummary, import_paths};
 pub use manifest::{ArchiveFile, ImportedFrom, Manifest};

@@ -189,6 +189,15 @@ impl TableStore {
         }
     }
 
+    /// Master-dataset file `f` as a scan reads it (location, size, rows).
+    pub fn table_file(&self, f: &crate::ArchiveFile) -> crate::TableFile {
+        crate::TableFile {
+            location: self.location(&f.path),
+            bytes: f.bytes,
+            rows: Some(f.rows),
+        }
+    }
+
     /// The object-store path of file `rel`.
     pub fn object_path(&self, rel: &str) -> ObjectPath {
         ObjectPath::from(format!("{}{rel}", self.url.path().trim_start_matches('/')))

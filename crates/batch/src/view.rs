@@ -20,7 +20,7 @@ use parquet::arrow::ArrowWriter;
 use tracing::info;
 
 use crate::durable::{publish, remove_temporaries, step, tmp_path};
-use crate::files::files_table;
+use crate::files::{TableFile, files_table};
 use crate::history::{RefreshKind, VersionPolicy, ViewHistory, ViewVersion};
 use crate::{BatchError, Result, io_err, now_ms};
 
@@ -46,7 +46,7 @@ pub struct ViewRun<'a> {
     pub source_schema: SchemaRef,
     /// Master dataset files the run reads: every file of the snapshot for a
     /// full run, the files above the base's watermark for an incremental one.
-    pub files: Vec<String>,
+    pub files: Vec<TableFile>,
     /// Rows in `files` (for the version's cost figures).
     pub input_rows: u64,
     /// That snapshot's watermark, stamped on the version.
@@ -128,7 +128,7 @@ impl ViewStore {
         let ctx = run.ctx;
         ctx.register_table(
             run.source_name,
-            files_table(run.source_schema.clone(), &run.files)?,
+            files_table(run.source_schema.clone(), run.files.clone())?,
         )?;
         let full_at_ms = match (&run.base, &run.carried) {
             (Some((name, rows, full_at_ms)), _) => {

@@ -162,11 +162,21 @@ impl Engine {
         info!(table = %name, retention = ?retention.map(retention_text), "retention changed");
         let mut notices = Vec::new();
         if retention.is_some() {
-            match source.apply_retention().await {
-                Ok(0) => {}
-                Ok(n) => notices.push(format!(
-                    "{n} master-dataset file(s) of \"{name}\" held only events past the retention and were removed"
-                )),
+            match source.apply_retention(&self.view_watermarks(name)).await {
+                Ok(done) => {
+                    if done.removed > 0 {
+                        notices.push(format!(
+                            "{} master-dataset file(s) of \"{name}\" held only events past the retention and were removed",
+                            done.removed
+                        ));
+                    }
+                    if done.held > 0 {
+                        notices.push(format!(
+                            "{} more file(s) past the retention stay while a kept version of a view over \"{name}\" reads them (a rollback rebuilds from them); they go once REFRESH has replaced those versions (view_versions_keep, view_versions_max_age), see lambdadb.master_dataset.retention_held_files",
+                            done.held
+                        ));
+                    }
+                }
                 Err(e) => {
                     warn!(table = %name, "applying the new retention failed, will retry: {e}");
                     notices.push(format!(

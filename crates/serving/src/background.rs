@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambdadb_batch::{CompactPolicy, KeepOffsets};
+use lambdadb_common::Watermark;
 use tracing::error;
 
 use crate::engine::Engine;
@@ -24,14 +25,18 @@ impl Engine {
             min_files: self.config().compact_min_files,
         };
         for s in self.sources() {
-            if let Err(e) = s.apply_retention().await {
+            if let Err(e) = s.apply_retention(&self.view_watermarks(&s.spec.name)).await {
                 error!(table = %s.spec.name, "applying retention failed, will retry: {e}");
             }
             let ctx =
                 crate::context::context(self.session_config(), Some(self.background_runtime()));
             if compacting
                 && let Err(e) = s
-                    .compact(self.keep_offsets(&s.spec.name), policy, ctx)
+                    .compact(
+                        keep_offsets(&self.view_watermarks(&s.spec.name)),
+                        policy,
+                        ctx,
+                    )
                     .await
             {
                 error!(table = %s.spec.name, "compaction failed, will retry: {e}");
@@ -40,29 +45,26 @@ impl Engine {
         }
     }
 
-    /// The offsets of `source`'s partitions that views still read from as a
-    /// file boundary: every kept version of each view's current definition
-    /// (the served one, rollback targets, incremental bases), and the watermark its
-    /// speed part reads files from until its first fold.
-    pub fn keep_offsets(&self, source: &str) -> KeepOffsets {
-        let mut keep = KeepOffsets::new();
-        let mut add = |w: &lambdadb_common::Watermark| {
-            for (p, offset) in w.partitions() {
-                keep.entry(p).or_default().insert(offset);
-            }
-        };
+    /// The watermarks from which views over `source` still read its files:
+    /// every kept version of each view's current definition (the served one,
+    /// rollback targets, incremental bases: a rollback rebuilds the speed part
+    /// from the files above its version), and the watermark its speed part
+    /// reads files from until its first fold. Compaction does not merge across
+    /// them; retention removes no file above any of them.
+    pub fn view_watermarks(&self, source: &str) -> Vec<Watermark> {
+        let mut marks = Vec::new();
         for v in self.views().iter().filter(|v| v.source_name() == source) {
             for version in v.history().versions {
                 if version.definition == v.definition {
-                    add(&version.watermark);
+                    marks.push(version.watermark);
                 }
             }
             // The served version is among the kept ones.
             if let Some(speed) = v.speed().filter(|s| s.from_files) {
-                add(&speed.folded);
+                marks.push(speed.folded);
             }
         }
-        keep
+        marks
     }
 
     /// Archives every source on the configured interval and refreshes every view on
@@ -135,4 +137,15 @@ impl Engine {
             });
         }
     }
+}
+
+/// Every offset of `marks` as a file boundary compaction must keep.
+fn keep_offsets(marks: &[Watermark]) -> KeepOffsets {
+    let mut keep = KeepOffsets::new();
+    for w in marks {
+        for (p, offset) in w.partitions() {
+            keep.entry(p).or_default().insert(offset);
+        }
+    }
+    keep
 }

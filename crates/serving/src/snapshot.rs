@@ -13,20 +13,20 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
-use lambdadb_batch::files_table;
+use lambdadb_batch::{TableFile, files_table};
 
 /// Archive files plus in-memory rows, all in one physical schema: the union the
 /// seam guarantees to be every event once.
 #[derive(Debug)]
 pub struct SnapshotTable {
     schema: SchemaRef,
-    files: Vec<String>,
+    files: Vec<TableFile>,
     rows: Vec<RecordBatch>,
 }
 
 impl SnapshotTable {
     /// The archive `files` plus the in-memory `rows`, all in physical schema `schema`.
-    pub fn new(schema: SchemaRef, files: Vec<String>, rows: Vec<RecordBatch>) -> Self {
+    pub fn new(schema: SchemaRef, files: Vec<TableFile>, rows: Vec<RecordBatch>) -> Self {
         Self {
             schema,
             files,
@@ -62,7 +62,7 @@ impl TableProvider for SnapshotTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let mut inputs = Vec::with_capacity(2);
         if !self.files.is_empty() {
-            let t = files_table(self.schema.clone(), &self.files)?;
+            let t = files_table(self.schema.clone(), self.files.clone())?;
             inputs.push(t.scan(state, projection, filters, limit).await?);
         }
         if !self.rows.is_empty() || inputs.is_empty() {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;
-use lambdadb_batch::{ArchiveInput, Archiver, Manifest, MasterLocation, TableStore};
+use lambdadb_batch::{ArchiveInput, Archiver, Manifest, MasterLocation, TableFile, TableStore};
 use lambdadb_common::{PartitionId, SourceSpec, Watermark};
 use lambdadb_pgcompat::{QueryError, Result};
 use lambdadb_speed::{BatchSink, Rejection, SpeedBatch, SpeedTable};
@@ -308,10 +308,11 @@ impl SourceState {
     }
 
     /// Archive files at or above `from` (whole files, see `Manifest::files_from`).
-    pub fn files_from(&self, snap: &SourceSnapshot, from: &Watermark) -> Vec<String> {
+    pub fn files_from(&self, snap: &SourceSnapshot, from: &Watermark) -> Vec<TableFile> {
+        let store = self.store();
         snap.manifest
             .files_from(from)
-            .map(|f| self.location(&f.path))
+            .map(|f| store.table_file(f))
             .collect()
     }
 

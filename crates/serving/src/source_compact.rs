@@ -32,6 +32,9 @@ pub struct Upkeep {
     pub retention_horizon_ms: AtomicI64,
     /// Files removed by retention since start-up.
     pub expired_files: AtomicU64,
+    /// Files past the horizon at the last retention pass that stay because a
+    /// kept view version still reads them (see `Engine::view_watermarks`).
+    pub held_files: AtomicU64,
     /// The retention in force: the declaration's, or the last `ALTER TABLE`'s.
     retention: Mutex<Option<Duration>>,
 }
@@ -60,6 +63,15 @@ impl Upkeep {
         let retired = self.retired.lock().expect("retired lock");
         retired.iter().map(|(_, files)| files.len()).sum()
     }
+}
+
+/// What a retention pass did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Retained {
+    /// Files removed.
+    pub removed: usize,
+    /// Files past the horizon kept because a kept view version reads them.
+    pub held: usize,
 }
 
 /// A watermark a refresh in progress reads from: compaction does not merge
@@ -145,25 +157,28 @@ impl SourceState {
         Ok(Some(summary))
     }
 
-    /// Removes the files past the source's retention (none without one);
-    /// they are deleted from the store after the grace period, like replaced ones.
-    pub async fn apply_retention(self: &Arc<Self>) -> Result<usize> {
+    /// Removes the files past the source's retention (none without one) that
+    /// lie wholly below every watermark in `needed` (views still read the
+    /// files above those: see `Engine::view_watermarks`); they are deleted from
+    /// the store after the grace period, like replaced ones.
+    pub async fn apply_retention(self: &Arc<Self>, needed: &[Watermark]) -> Result<Retained> {
         let Some(retention) = self.upkeep.retention() else {
-            return Ok(0);
+            return Ok(Retained::default());
         };
         let horizon = now_ms() - retention.as_millis() as i64;
         let _one_at_a_time = self.archive_lock.lock().await;
         let current = self.manifest();
-        let expired = self
+        let (expired, held) = self
             .archiver
-            .expire(&current, horizon)
+            .expire(&current, horizon, needed)
             .await
             .map_err(from_batch)?;
         self.upkeep
             .retention_horizon_ms
             .store(horizon, Ordering::Relaxed);
+        self.upkeep.held_files.store(held as u64, Ordering::Relaxed);
         let Some((next, removed)) = expired else {
-            return Ok(0);
+            return Ok(Retained { removed: 0, held });
         };
         {
             let mut inner = self.inner.write().expect("source lock");
@@ -178,7 +193,7 @@ impl SourceState {
             .lock()
             .expect("retired lock")
             .push((Instant::now(), removed));
-        Ok(n)
+        Ok(Retained { removed: n, held })
     }
 
     /// Deletes files replaced more than `grace` ago: a query planned before

@@ -54,7 +54,7 @@ impl SourceState {
                 inner
                     .manifest
                     .files_from(&speed.folded)
-                    .map(|f| store.location(&f.path))
+                    .map(|f| store.table_file(f))
                     .collect(),
                 inner.speed.rows_from(&inner.manifest.watermark),
             )
@@ -64,7 +64,7 @@ impl SourceState {
             let imports = inner
                 .manifest
                 .partition_files_from(IMPORT_PARTITION, speed.folded.next(IMPORT_PARTITION))
-                .map(|f| store.location(&f.path))
+                .map(|f| store.table_file(f))
                 .collect();
             (imports, inner.speed.rows_from(&speed.folded))
         };

@@ -12,7 +12,8 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionConfig;
 use lambdadb_batch::{
-    RefreshKind, VersionPolicy, ViewHistory, ViewRun, ViewStore, ViewVersion, files_table,
+    RefreshKind, TableFile, VersionPolicy, ViewHistory, ViewRun, ViewStore, ViewVersion,
+    files_table,
 };
 use lambdadb_pgcompat::{QueryError, Result};
 use lambdadb_views::{Decomposition, Folder, ViewPlan, conform};
@@ -230,16 +231,17 @@ impl ViewState {
             return Ok(table.clone());
         }
         let paths = self.store.file_paths(v);
-        let size = paths
+        let sizes: Vec<u64> = paths
             .iter()
             .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(u64::MAX))
-            .fold(0u64, u64::saturating_add);
-        if size > IN_MEMORY_LIMIT {
-            let paths: Vec<String> = paths
+            .collect();
+        if sizes.iter().fold(0u64, |a, b| a.saturating_add(*b)) > IN_MEMORY_LIMIT {
+            let files = paths
                 .iter()
-                .map(|p| p.to_string_lossy().into_owned())
+                .zip(sizes)
+                .map(|(p, bytes)| TableFile::sized(p.to_string_lossy().into_owned(), bytes))
                 .collect();
-            return Ok(files_table(partial_schema.clone(), &paths)?);
+            return Ok(files_table(partial_schema.clone(), files)?);
         }
         let mut files = std::collections::HashMap::new();
         let mut partitions = Vec::new();
@@ -343,7 +345,8 @@ impl ViewState {
             None => manifest.files.iter().collect(),
         };
         let input_rows = read.iter().map(|f| f.rows).sum();
-        let files = read.iter().map(|f| self.source.location(&f.path)).collect();
+        let store = self.source.store();
+        let files = read.iter().map(|f| store.table_file(f)).collect();
         // A base whose chain is short takes one more file: the partial states
         // of the new files alone (cost: the new events). At MAX_CHAIN files the
         // chain is combined into one (cost: the view's groups).

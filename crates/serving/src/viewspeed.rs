@@ -107,7 +107,7 @@ pub struct ViewInput {
     /// The view's speed state at the snapshot.
     pub speed: ViewSpeed,
     /// Archive files holding events above `speed.folded` (only when `from_files`).
-    pub files: Vec<String>,
+    pub files: Vec<lambdadb_batch::TableFile>,
     /// Speed-table rows above `speed.folded` (or above the manifest, with files).
     pub rows: Vec<RecordBatch>,
     /// The consumed offsets the snapshot was cut at: `files` and `rows` hold every

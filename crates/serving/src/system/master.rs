@@ -32,8 +32,9 @@ pub(super) fn master_dataset(engine: &Engine) -> Result<RecordBatch> {
         Field::new("retention", DataType::Utf8, true),
         ts_field("retention_horizon"),
         Field::new("expired_files", DataType::Int64, false),
+        Field::new("retention_held_files", DataType::Int64, false),
     ]));
-    let (mut keep, mut horizon, mut expired) = (vec![], vec![], vec![]);
+    let (mut keep, mut horizon, mut expired, mut held) = (vec![], vec![], vec![], vec![]);
     let (mut name, mut loc, mut ver, mut files, mut bytes, mut rows) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut small, mut large, mut oldest, mut newest, mut runs, mut last, mut retired) =
@@ -68,6 +69,7 @@ pub(super) fn master_dataset(engine: &Engine) -> Result<RecordBatch> {
         let h = s.upkeep.retention_horizon_ms.load(Ordering::Relaxed);
         horizon.push((h != 0).then_some(h));
         expired.push(s.upkeep.expired_files.load(Ordering::Relaxed) as i64);
+        held.push(s.upkeep.held_files.load(Ordering::Relaxed) as i64);
     }
     let ts = |v: Vec<Option<i64>>| TimestampMillisecondArray::from(v).with_timezone("UTC");
     let columns: Vec<ArrayRef> = vec![
@@ -87,6 +89,7 @@ pub(super) fn master_dataset(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(StringArray::from(keep)),
         Arc::new(ts(horizon)),
         Arc::new(Int64Array::from(expired)),
+        Arc::new(Int64Array::from(held)),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
 }
