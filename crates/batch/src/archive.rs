@@ -71,7 +71,9 @@ impl Archiver {
             Some(dir) => Manifest::load_legacy(dir)?,
             None => None,
         };
+        let started = std::time::Instant::now();
         let (log, manifest) = DeltaLog::open(store.clone(), name, &schema, legacy.clone()).await?;
+        let log_ms = started.elapsed().as_millis() as u64;
         if let (Some(dir), Some(_)) = (&local, legacy) {
             let moved = dir.join(format!("{MANIFEST_FILE}.moved"));
             fs::rename(dir.join(MANIFEST_FILE), &moved).map_err(io_err(&moved))?;
@@ -80,6 +82,7 @@ impl Archiver {
         if removed + orphans > 0 {
             warn!(table = %store.url, removed, orphans, "removed files of an interrupted archive run");
         }
+        tracing::info!(table = %store.url, version = manifest.version, files = manifest.files.len(), log_ms, ms = started.elapsed().as_millis() as u64, "opened the master dataset");
         let event_time = event_time.and_then(|c| schema.index_of(c).ok());
         Ok((
             Self {
@@ -407,6 +410,52 @@ mod tests {
         assert_eq!(again, m1);
         let left: Vec<_> = std::fs::read_dir(t.join("p0")).unwrap().collect();
         assert_eq!(left.len(), 1);
+    }
+
+    /// The log policy is a table property: set at creation, brought up to
+    /// date by one metadata commit when it changes, and left alone otherwise.
+    #[tokio::test]
+    async fn log_policy_is_a_table_property() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = rows(&[]).schema();
+        let log = dir.path().join("t/_delta_log");
+        let commits = || {
+            std::fs::read_dir(&log)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".json")
+                })
+                .count()
+        };
+        Archiver::open(table(dir.path()), "t", schema.clone(), None)
+            .await
+            .unwrap();
+        let created = std::fs::read_to_string(log.join(format!("{:020}.json", 0))).unwrap();
+        assert!(
+            created.contains("\"delta.deletedFileRetentionDuration\":\"interval 600 seconds\""),
+            "{created}"
+        );
+        assert!(
+            created.contains("\"delta.logRetentionDuration\":\"interval 86400 seconds\""),
+            "{created}"
+        );
+        Archiver::open(table(dir.path()), "t", schema.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(commits(), 1, "the same policy commits nothing");
+        let mut store = table(dir.path());
+        store.log_policy.tombstones = std::time::Duration::from_secs(5);
+        Archiver::open(store, "t", schema, None).await.unwrap();
+        assert_eq!(commits(), 2);
+        let updated = std::fs::read_to_string(log.join(format!("{:020}.json", 1))).unwrap();
+        assert!(
+            updated.contains("\"delta.deletedFileRetentionDuration\":\"interval 5 seconds\""),
+            "{updated}"
+        );
     }
 
     /// A master dataset from before Delta tables (`manifest.json`) becomes a

@@ -83,6 +83,7 @@ impl DeltaLog {
             .map_err(delta_err)?
         {
             table.load().await.map_err(delta_err)?;
+            table = bring_properties_up_to_date(table, &store).await?;
         } else {
             let kernel: StructType = schema
                 .as_ref()
@@ -98,7 +99,13 @@ impl DeltaLog {
                 // partition replays the commits since the last checkpoint (with
                 // 100, a table at version 496 opened 2.6x slower than a fresh
                 // one in bench/age.py).
-                .with_configuration_property(TableProperty::CheckpointInterval, Some("10"));
+                .with_configuration_property(TableProperty::CheckpointInterval, Some("10"))
+                .with_configuration(
+                    store
+                        .log_policy
+                        .properties()
+                        .map(|(k, v)| (k.to_string(), Some(v))),
+                );
             if let Some(m) = &legacy {
                 let adds = m
                     .files
@@ -252,6 +259,34 @@ impl DeltaLog {
         committed.version = self.table.version().unwrap_or(0);
         Ok(committed)
     }
+}
+
+/// Sets the table properties of `store.log_policy` on a table created with
+/// other values (by an earlier release, or with another `vacuum_grace`): one
+/// metadata commit, only when something differs.
+async fn bring_properties_up_to_date(table: DeltaTable, store: &TableStore) -> Result<DeltaTable> {
+    let config = table
+        .snapshot()
+        .map_err(delta_err)?
+        .metadata()
+        .configuration()
+        .clone();
+    let wanted: HashMap<String, String> = store
+        .log_policy
+        .properties()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .filter(|(k, v)| config.get(k) != Some(v))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(table);
+    }
+    info!(table = %store.url, properties = ?wanted, "updating the table's log retention properties");
+    table
+        .set_tbl_properties()
+        .with_properties(wanted)
+        .await
+        .map_err(delta_err)
 }
 
 /// The txns and commit info recording `next`'s offsets (only partitions that

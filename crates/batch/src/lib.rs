@@ -33,7 +33,7 @@ pub use files::{TableFile, files_table};
 pub use history::{RefreshKind, VersionPolicy, ViewHistory, ViewVersion};
 pub use import::{IMPORT_PARTITION, ImportSummary, import_paths};
 pub use manifest::{ArchiveFile, ImportedFrom, Manifest};
-pub use store::{MasterLocation, S3Settings, TableStore};
+pub use store::{LogPolicy, MasterLocation, S3Settings, TableStore};
 pub use view::{MAX_CHAIN, ViewRun, ViewStore};
 
 /// Errors of the batch layer.

@@ -128,6 +128,7 @@ impl MasterLocation {
                     local: Some(dir),
                     staging: None,
                     point,
+                    log_policy: LogPolicy::default(),
                 })
             }
             Self::S3 {
@@ -145,6 +146,7 @@ impl MasterLocation {
                     local: None,
                     staging: Some(staging),
                     point: Arc::new(Mutex::new("archive.manifest")),
+                    log_policy: LogPolicy::default(),
                 })
             }
         }
@@ -162,6 +164,56 @@ pub struct TableStore {
     staging: Option<PathBuf>,
     /// The fault-point name the next commit passes (see [`SyncingStore`]).
     point: Arc<Mutex<&'static str>>,
+    /// How long the table's log keeps what it no longer needs.
+    pub log_policy: LogPolicy,
+}
+
+/// How long a table's Delta log keeps removed files' tombstones and old
+/// commits. Both are table properties, set at creation and brought up to
+/// date at every open by the writer.
+///
+/// Tombstones (`remove` actions) stay in every checkpoint until
+/// `delta.deletedFileRetentionDuration` has passed, and every open reads the
+/// checkpoint whole: with the Delta default of a week, the checkpoint after
+/// compacting a month of 10-second archive runs holds tens of thousands of
+/// them. lambdadb deletes replaced files itself after `vacuum_grace`, so a
+/// tombstone older than that protects nothing: it is kept that long.
+///
+/// Commit files stay for `delta.logRetentionDuration` (Delta's default: 30
+/// days). Opening a table lists its `_delta_log` (on local disk the whole
+/// directory: object_store's local store cannot start a listing at an
+/// offset), and at one commit per 10-second archive run, 30 days are 260,000
+/// files. A day (8,640) keeps a day of `history()` for outside readers; time
+/// travel further back fails anyway once replaced files are deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPolicy {
+    /// `delta.deletedFileRetentionDuration`.
+    pub tombstones: std::time::Duration,
+    /// `delta.logRetentionDuration`.
+    pub commits: std::time::Duration,
+}
+
+impl Default for LogPolicy {
+    fn default() -> Self {
+        Self {
+            tombstones: std::time::Duration::from_secs(600),
+            commits: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl LogPolicy {
+    /// The table properties that carry this policy, as Delta spells them.
+    pub fn properties(&self) -> [(&'static str, String); 2] {
+        let interval = |d: std::time::Duration| format!("interval {} seconds", d.as_secs().max(1));
+        [
+            (
+                "delta.deletedFileRetentionDuration",
+                interval(self.tombstones),
+            ),
+            ("delta.logRetentionDuration", interval(self.commits)),
+        ]
+    }
 }
 
 impl TableStore {

@@ -120,6 +120,10 @@ impl Engine {
             SourceState::open(
                 spec.clone(),
                 self.master(),
+                lambdadb_batch::LogPolicy {
+                    tombstones: self.config().vacuum_grace,
+                    ..Default::default()
+                },
                 self.config().rejected_keep,
                 self.speed_budget(),
             )

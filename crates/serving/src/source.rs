@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;
-use lambdadb_batch::{ArchiveInput, Archiver, Manifest, MasterLocation, TableFile, TableStore};
+use lambdadb_batch::{
+    ArchiveInput, Archiver, LogPolicy, Manifest, MasterLocation, TableFile, TableStore,
+};
 use lambdadb_common::{PartitionId, SourceSpec, Watermark};
 use lambdadb_pgcompat::{QueryError, Result};
 use lambdadb_speed::{BatchSink, Rejection, SpeedBatch, SpeedTable};
@@ -161,6 +163,7 @@ impl SourceState {
     pub async fn open(
         spec: SourceSpec,
         master: &MasterLocation,
+        log_policy: LogPolicy,
         rejected_keep: usize,
         budget: Arc<SpeedBudget>,
     ) -> Result<Self> {
@@ -168,9 +171,10 @@ impl SourceState {
             MasterLocation::Local(root) => Some(root.as_path()),
             MasterLocation::S3 { .. } => None,
         };
-        let store = master
+        let mut store = master
             .table(&crate::layout::table_name(local, &spec.name)?)
             .map_err(from_batch)?;
+        store.log_policy = log_policy;
         if store.local_dir().is_none() {
             store.check_conditional_put().await.map_err(from_batch)?;
         }

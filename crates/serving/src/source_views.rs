@@ -152,9 +152,15 @@ mod tests {
             retention: None,
         };
         let master = lambdadb_batch::MasterLocation::Local(dir.to_path_buf());
-        SourceState::open(spec, &master, 10, Arc::new(SpeedBudget::new(0)))
-            .await
-            .unwrap()
+        SourceState::open(
+            spec,
+            &master,
+            lambdadb_batch::LogPolicy::default(),
+            10,
+            Arc::new(SpeedBudget::new(0)),
+        )
+        .await
+        .unwrap()
     }
 
     /// Issue 13: a fold computed for a definition that was replaced meanwhile
