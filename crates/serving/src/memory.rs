@@ -4,9 +4,10 @@
 //! that many sessions cannot together take more than the machine has. Spilling
 //! is off: work over either bound fails with 53200 and the server goes on.
 
+use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{
@@ -21,6 +22,10 @@ pub struct BoundedPool {
     used: AtomicUsize,
     /// Which setting `limit` is, for error messages.
     setting: &'static str,
+    /// The last refusal's message: some operators (a repartition's buffer)
+    /// drop the pool's error and fail later with "DiskManager is disabled",
+    /// which says neither which limit nor what to change; [`explain`] puts it back.
+    refused: Mutex<Option<String>>,
 }
 
 impl BoundedPool {
@@ -31,7 +36,25 @@ impl BoundedPool {
             limit,
             used: AtomicUsize::new(0),
             setting,
+            refused: Mutex::new(None),
         }
+    }
+
+    fn refuse(&self, message: String) -> DataFusionError {
+        *self.refused.lock().expect("refusal lock") = Some(message.clone());
+        DataFusionError::ResourcesExhausted(message)
+    }
+}
+
+/// `e` with the refusal of `pool` (if it is a [`BoundedPool`] that refused)
+/// in place of DataFusion's "spilling is disabled" error, which an operator
+/// raises after dropping the pool's own error.
+pub fn explain(pool: &Arc<dyn MemoryPool>, e: DataFusionError) -> DataFusionError {
+    let spill = matches!(e.find_root(), DataFusionError::ResourcesExhausted(m) if m.contains("DiskManager is disabled"));
+    let bounded = (pool.as_ref() as &dyn Any).downcast_ref::<BoundedPool>();
+    match bounded.and_then(|p| p.refused.lock().expect("refusal lock").take()) {
+        Some(refusal) if spill => DataFusionError::ResourcesExhausted(refusal),
+        _ => e,
     }
 }
 
@@ -78,7 +101,7 @@ impl MemoryPool for BoundedPool {
                 (next <= self.limit).then_some(next)
             })
             .map_err(|used| {
-                DataFusionError::ResourcesExhausted(format!(
+                self.refuse(format!(
                     "{} ({} bytes) reached: {} wanted {additional} more bytes with {used} in use",
                     self.setting,
                     self.limit,
@@ -87,7 +110,7 @@ impl MemoryPool for BoundedPool {
             })?;
         if let Err(e) = self.parent.try_grow(reservation, additional) {
             self.used.fetch_sub(additional, Ordering::Relaxed);
-            return Err(DataFusionError::ResourcesExhausted(format!(
+            return Err(self.refuse(format!(
                 "memory_limit of the whole server reached (every session's queries, refreshes and folds share it): {e}"
             )));
         }
@@ -132,5 +155,22 @@ mod tests {
         drop(ra);
         assert_eq!(server.reserved(), 40);
         rb.try_grow(20).unwrap();
+    }
+
+    #[test]
+    fn a_dropped_refusal_is_explained() {
+        let server: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(10));
+        let pool: Arc<dyn MemoryPool> =
+            Arc::new(BoundedPool::new(server, 100, "query_memory_limit"));
+        let r = MemoryConsumer::new("RepartitionExec").register(&pool);
+        assert!(r.try_grow(20).is_err());
+        let spill = DataFusionError::ResourcesExhausted(
+            "Memory Exhausted while SpillPool (DiskManager is disabled)".into(),
+        );
+        let e = explain(&pool, spill).to_string();
+        assert!(e.contains("memory_limit of the whole server"), "{e}");
+        // Used once: a later, unrelated error is left as it is.
+        let other = DataFusionError::ResourcesExhausted("DiskManager is disabled".into());
+        assert!(!explain(&pool, other).to_string().contains("whole server"));
     }
 }

@@ -84,7 +84,8 @@ impl Stream for Deadline {
             Poll::Ready(Some(Err(e))) => {
                 self.session.statement_failed();
                 self.inner = None;
-                Poll::Ready(Some(Err(e)))
+                let pool = &self.session.context().runtime_env().memory_pool;
+                Poll::Ready(Some(Err(lambdadb_serving::memory::explain(pool, e))))
             }
             Poll::Ready(None) => {
                 self.inner = None;

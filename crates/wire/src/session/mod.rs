@@ -175,6 +175,11 @@ impl Session {
         state.config_mut().options_mut().execution.time_zone = Some(name);
     }
 
+    /// The session's DataFusion context (its runtime holds the session's memory pool).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
     /// The engine the session queries.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
