@@ -22,6 +22,7 @@ bench: setup-test
 	$(CARGO) build --release -p lambdadb
 	.venv/bin/python bench/run.py --bin $(TARGET_DIR)/release/lambdadb
 	.venv/bin/python bench/age.py --bin $(TARGET_DIR)/release/lambdadb
+	.venv/bin/python bench/replicas.py --bin $(TARGET_DIR)/release/lambdadb
 
 ## The fault-injection suite at full size: kill -9 at 20 random instants over
 ## 1,000,000 events, a crash at every failpoint, a full disk, a 30 s broker

@@ -87,9 +87,9 @@ class MockBroker:
     Unlike Tansu it can go down and come back with its data (`down`, `up`), and
     it deletes the oldest messages of a partition beyond 5 MB (retention)."""
 
-    def __init__(self, log_dir, topics):
+    def __init__(self, log_dir, topics, brokers=1):
         self.log = open(Path(log_dir) / f"mock-broker-{time.time_ns()}.log", "w")
-        args = [os.environ.get("LAMBDADB_TEST_MOCK_BIN", BIN), "mock-broker"]
+        args = [os.environ.get("LAMBDADB_TEST_MOCK_BIN", BIN), "mock-broker", "--brokers", str(brokers)]
         for t in topics:
             args += ["--topic", t]
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -178,8 +178,12 @@ class Server:
         self.env.update(env or {})
         self.proc = None
         self.starts = 0
+        self.extra = []
 
-    def start(self):
+    def start(self, extra=None):
+        """Starts the server; `extra` arguments of `serve` (kept for restarts)."""
+        if extra is not None:
+            self.extra = list(extra)
         self.port = free_port()
         self.starts += 1
         self.log_path = self.log_dir / f"lambdadb-{self.port}-{self.starts}.log"
@@ -187,7 +191,7 @@ class Server:
         self.proc = subprocess.Popen(
             [BIN, "serve", "--brokers", self.brokers, "--data-dir", self.data_dir,
              "--listen", f"127.0.0.1:{self.port}", "--sql-dir", self.sql_dir]
-            + (["--config", str(self.config)] if self.config else []),
+            + (["--config", str(self.config)] if self.config else []) + self.extra,
             stdout=self.log, stderr=subprocess.STDOUT, env=self.env, cwd=str(ROOT))
         wait_port(self.port, timeout=60, proc=self.proc)
         return self

@@ -149,6 +149,25 @@ impl Archiver {
             .await
     }
 
+    /// What other processes committed since the last look, if anything (a
+    /// process that does not hold the writer lease follows the table).
+    pub async fn follow(&self, installed: u64) -> Result<Option<Manifest>> {
+        self.log.lock().await.follow(installed).await
+    }
+
+    /// Becomes the table's writer in lease epoch `epoch` (see
+    /// `DeltaLog::take_over`); returns the state to continue from.
+    pub async fn take_over(&self, epoch: i64) -> Result<Manifest> {
+        let m = self.log.lock().await.take_over(epoch).await?;
+        info!(table = %self.store.url, epoch, version = m.version, watermark = %m.watermark, "took the table over as its writer");
+        Ok(m)
+    }
+
+    /// Stops writing in the epoch taken over.
+    pub async fn step_down(&self) {
+        self.log.lock().await.step_down();
+    }
+
     /// The last steps of every change to the table (archive, import,
     /// compaction): publish the `staged` files under their final names, then
     /// commit `next` over `current`. If staging (`next` is an error) or

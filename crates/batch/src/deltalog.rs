@@ -43,11 +43,18 @@ use crate::{BatchError, Result, now_ms};
 
 const TAG: &str = "lambdadb.";
 const PARTITIONS_TXN: &str = "lambdadb.partitions";
+/// The writer lease's epoch (see `crate::lease`), carried by every commit of
+/// a writer on a shared store: a commit racing a later epoch's conflicts
+/// with it and fails (delta-rs refuses a commit whose application
+/// transactions a concurrent winning commit also set).
+const WRITER_TXN: &str = "lambdadb.writer";
 
 /// One source's Delta table, loaded.
 pub struct DeltaLog {
     table: DeltaTable,
     store: TableStore,
+    /// The lease epoch this process writes in, once it took the table over.
+    writer: Option<i64>,
 }
 
 impl std::fmt::Debug for DeltaLog {
@@ -83,7 +90,9 @@ impl DeltaLog {
             .map_err(delta_err)?
         {
             table.load().await.map_err(delta_err)?;
-            table = bring_properties_up_to_date(table, &store).await?;
+            if !store.follower {
+                table = bring_properties_up_to_date(table, &store).await?;
+            }
         } else {
             let kernel: StructType = schema
                 .as_ref()
@@ -112,20 +121,99 @@ impl DeltaLog {
                     .iter()
                     .map(|f| Action::Add(add_action(f)))
                     .collect::<Vec<_>>();
-                create = create
-                    .with_actions(adds)
-                    .with_commit_properties(properties(&Manifest::default(), m));
+                create = create.with_actions(adds).with_commit_properties(properties(
+                    &Manifest::default(),
+                    m,
+                    None,
+                ));
                 info!(
                     table = name,
                     files = m.files.len(),
                     "moving the master dataset from manifest.json to a Delta table (the files stay)"
                 );
             }
-            table = create.await.map_err(delta_err)?;
+            table = match create.await {
+                Ok(t) => t,
+                // Another process of a shared store created it meanwhile (the
+                // create is conditional): open theirs.
+                Err(e) if store.follower || store.local_dir().is_none() => {
+                    let mut again = DeltaTableBuilder::from_url(store.url.clone())
+                        .map_err(delta_err)?
+                        .with_storage_backend(store.store.clone(), store.url.clone())
+                        .build()
+                        .map_err(delta_err)?;
+                    if !again
+                        .verify_deltatable_existence()
+                        .await
+                        .map_err(delta_err)?
+                    {
+                        return Err(delta_err(e));
+                    }
+                    again.load().await.map_err(delta_err)?;
+                    again
+                }
+                Err(e) => return Err(delta_err(e)),
+            };
         }
-        let log = Self { table, store };
+        let log = Self {
+            table,
+            store,
+            writer: None,
+        };
         let manifest = log.read().await?;
         Ok((log, manifest))
+    }
+
+    /// Loads what other processes committed since; the new state if the
+    /// table is past version `installed` (the state the caller serves: after a
+    /// failed commit the loaded table may be ahead of it).
+    pub async fn follow(&mut self, installed: u64) -> Result<Option<Manifest>> {
+        self.table.update_state().await.map_err(delta_err)?;
+        if self.table.version().unwrap_or(0) <= installed {
+            return Ok(None);
+        }
+        Ok(Some(self.read().await?))
+    }
+
+    /// Makes this process the table's writer in lease epoch `epoch`: loads
+    /// the latest state and commits the epoch alone (a STREAMING UPDATE with
+    /// no files), so that any commit a previous holder still has in flight
+    /// conflicts with it and fails; every later commit carries the epoch too.
+    /// Returns the state to continue from.
+    pub async fn take_over(&mut self, epoch: i64) -> Result<Manifest> {
+        self.table.update_state().await.map_err(delta_err)?;
+        self.table = bring_properties_up_to_date(self.table.clone(), &self.store).await?;
+        self.store.set_commit_point("lease.manifest");
+        let result = CommitBuilder::from(
+            CommitProperties::default()
+                .with_application_transactions(vec![Transaction::new(WRITER_TXN, epoch)]),
+        )
+        .with_actions(Vec::new())
+        .build(
+            Some(self.table.snapshot().map_err(delta_err)?),
+            self.table.log_store(),
+            DeltaOperation::StreamingUpdate {
+                output_mode: deltalake::protocol::OutputMode::Append,
+                query_id: WRITER_TXN.to_string(),
+                epoch_id: epoch,
+            },
+        )
+        .await;
+        self.store.set_commit_point("archive.manifest");
+        match result {
+            Ok(done) => self.table.state = Some(done.snapshot()),
+            Err(e) => {
+                self.table.update_state().await.map_err(delta_err)?;
+                return Err(delta_err(e));
+            }
+        }
+        self.writer = Some(epoch);
+        self.read().await
+    }
+
+    /// Stops writing in the lease epoch taken over (the lease was lost).
+    pub fn step_down(&mut self) {
+        self.writer = None;
     }
 
     /// The state the loaded snapshot records.
@@ -225,8 +313,10 @@ impl DeltaLog {
                     })
                 }),
         );
+        lambdadb_common::failpoint::hit(&format!("{point}.begin"))
+            .map_err(|e| BatchError::Delta(e.to_string()))?;
         self.store.set_commit_point(point);
-        let result = CommitBuilder::from(properties(current, next))
+        let result = CommitBuilder::from(properties(current, next, self.writer))
             .with_actions(actions)
             .build(
                 Some(self.table.snapshot().map_err(delta_err)?),
@@ -291,8 +381,11 @@ async fn bring_properties_up_to_date(table: DeltaTable, store: &TableStore) -> R
 
 /// The txns and commit info recording `next`'s offsets (only partitions that
 /// moved since `current`: a txn keeps its last value until it is set again).
-fn properties(current: &Manifest, next: &Manifest) -> CommitProperties {
+fn properties(current: &Manifest, next: &Manifest, writer: Option<i64>) -> CommitProperties {
     let mut txns = Vec::new();
+    if let Some(epoch) = writer {
+        txns.push(Transaction::new(WRITER_TXN, epoch));
+    }
     let mut highest = -1;
     for (p, offset) in next.watermark.partitions() {
         highest = highest.max(p);

@@ -20,9 +20,12 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingTableUrl, PartitionedFile};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::cache::cache_manager::{CachedFileMetadata, FileStatisticsCache};
+use datafusion::execution::cache::{SchemaFingerprint, TableScopedPath};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion_datasource::compute_all_files_statistics;
 
 /// One Parquet file a commit lists: where it is, its size, and its rows when
 /// the commit recorded them.
@@ -67,6 +70,7 @@ pub fn files_table(schema: SchemaRef, files: Vec<TableFile>) -> Result<Arc<dyn T
         }
     }
     Ok(Arc::new(FilesTable {
+        fingerprint: Arc::new(SchemaFingerprint::from_schema(&schema)),
         schema,
         files: parsed,
     }))
@@ -75,6 +79,8 @@ pub fn files_table(schema: SchemaRef, files: Vec<TableFile>) -> Result<Arc<dyn T
 #[derive(Debug)]
 struct FilesTable {
     schema: SchemaRef,
+    /// Identifies `schema` to the statistics cache (statistics are typed by it).
+    fingerprint: Arc<SchemaFingerprint>,
     files: Vec<(ListingTableUrl, TableFile)>,
 }
 
@@ -88,6 +94,44 @@ impl FilesTable {
             total_byte_size: Precision::Inexact(bytes as usize),
             column_statistics: Statistics::unknown_column(&self.schema),
         }
+    }
+}
+
+impl FilesTable {
+    /// The file's statistics from its footer (read through DataFusion's
+    /// footer cache), kept in the runtime's statistics cache.
+    async fn column_statistics(
+        &self,
+        state: &dyn Session,
+        store: &Arc<dyn object_store::ObjectStore>,
+        cache: Option<&FileStatisticsCache>,
+        meta: &object_store::ObjectMeta,
+    ) -> Result<Arc<Statistics>> {
+        let key = TableScopedPath {
+            table: None,
+            path: meta.location.clone(),
+        };
+        if let Some(hit) = cache.and_then(|c| c.get(&key))
+            && hit.is_valid_for(meta, &self.fingerprint)
+        {
+            return Ok(hit.statistics.clone());
+        }
+        let found = ParquetFormat::default()
+            .infer_stats_and_ordering(state, store, self.schema.clone(), meta)
+            .await?;
+        let stats = Arc::new(found.statistics);
+        if let Some(c) = cache {
+            c.put(
+                &key,
+                CachedFileMetadata::new(
+                    meta.clone(),
+                    self.fingerprint.clone(),
+                    stats.clone(),
+                    None,
+                ),
+            );
+        }
+        Ok(stats)
     }
 }
 
@@ -135,23 +179,38 @@ impl TableProvider for FilesTable {
             return Ok(Arc::new(EmptyExec::new(schema)));
         };
         // The size and the fixed modification time identify a file to
-        // DataFusion's footer cache: committed files are never rewritten in
-        // place (names carry their offset range, compaction writes new names,
-        // and a file no commit lists is never read).
-        let parts: Vec<PartitionedFile> = self
-            .files
-            .iter()
-            .map(|(url, f)| {
-                PartitionedFile::new(url.prefix().as_ref(), f.bytes)
-                    .with_statistics(Arc::new(file_statistics(&self.schema, f)))
-            })
-            .collect();
-        let groups = FileGroup::new(parts).split_files(state.config().target_partitions());
+        // DataFusion's footer and statistics caches: committed files are never
+        // rewritten in place (names carry their offset range, compaction
+        // writes new names, and a file no commit lists is never read).
         let format = ParquetFormat::default();
+        let collect = state.config().collect_statistics();
+        let store = state.runtime_env().object_store(first.object_store())?;
+        let cache = state.runtime_env().cache_manager.get_file_statistic_cache();
+        let mut parts: Vec<PartitionedFile> = Vec::with_capacity(self.files.len());
+        for (url, f) in &self.files {
+            let part = PartitionedFile::new(url.prefix().as_ref(), f.bytes);
+            // Column statistics (min, max, nulls) from the footer, as a
+            // ListingTable collects them: join order and filter selectivity
+            // are planned from them (TPC-H Q18 took 1.8x as long without).
+            let stats = if collect {
+                self.column_statistics(state, &store, cache.as_deref(), &part.object_meta)
+                    .await?
+            } else {
+                Arc::new(file_statistics(&self.schema, f))
+            };
+            parts.push(part.with_statistics(stats));
+        }
+        let groups = FileGroup::new(parts).split_files(state.config().target_partitions());
+        let (groups, statistics) =
+            compute_all_files_statistics(groups, self.schema.clone(), collect, false)?;
+        let statistics = match collect {
+            true => statistics,
+            false => self.statistics(),
+        };
         let source = format.file_source(self.schema.clone().into());
         let config = FileScanConfigBuilder::new(first.object_store(), source)
             .with_file_groups(groups)
-            .with_statistics(self.statistics())
+            .with_statistics(statistics)
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();

@@ -21,20 +21,24 @@ pub mod durable;
 pub mod files;
 pub mod history;
 pub mod import;
+pub mod lease;
 pub mod manifest;
 mod retention;
 pub mod store;
 mod timebounds;
 pub mod view;
+pub mod viewshare;
 
 pub use archive::{ArchiveInput, Archiver};
 pub use compact::{CompactPolicy, CompactSummary, KeepOffsets};
 pub use files::{TableFile, files_table};
 pub use history::{RefreshKind, VersionPolicy, ViewHistory, ViewVersion};
 pub use import::{IMPORT_PARTITION, ImportSummary, import_paths};
+pub use lease::{Lease, LeaseRecord, LeaseState};
 pub use manifest::{ArchiveFile, ImportedFrom, Manifest};
 pub use store::{LogPolicy, MasterLocation, S3Settings, TableStore};
 pub use view::{MAX_CHAIN, ViewRun, ViewStore};
+pub use viewshare::SharedViews;
 
 /// Errors of the batch layer.
 #[derive(Debug, thiserror::Error)]

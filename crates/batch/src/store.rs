@@ -107,6 +107,24 @@ impl MasterLocation {
         }
     }
 
+    /// On a shared store: the store and the path of `name` in lambdadb's own
+    /// folder beside the tables (`<prefix>/.lambdadb/<name>`; no table encodes to a name with a dot: the writer
+    /// lease, and what replicas share). `None` for a local master dataset.
+    pub fn shared_path(&self, name: &str) -> Option<(Arc<dyn ObjectStore>, ObjectPath)> {
+        match self {
+            Self::Local(_) => None,
+            Self::S3 { url, store, .. } => {
+                let prefix = url.path().trim_matches('/');
+                let path = if prefix.is_empty() {
+                    format!(".lambdadb/{name}")
+                } else {
+                    format!("{prefix}/.lambdadb/{name}")
+                };
+                Some((store.clone(), ObjectPath::from(path)))
+            }
+        }
+    }
+
     /// The table of the source whose directory name is `dir_name`.
     pub fn table(&self, dir_name: &str) -> Result<TableStore> {
         match self {
@@ -129,6 +147,7 @@ impl MasterLocation {
                     staging: None,
                     point,
                     log_policy: LogPolicy::default(),
+                    follower: false,
                 })
             }
             Self::S3 {
@@ -147,6 +166,7 @@ impl MasterLocation {
                     staging: Some(staging),
                     point: Arc::new(Mutex::new("archive.manifest")),
                     log_policy: LogPolicy::default(),
+                    follower: false,
                 })
             }
         }
@@ -166,6 +186,10 @@ pub struct TableStore {
     point: Arc<Mutex<&'static str>>,
     /// How long the table's log keeps what it no longer needs.
     pub log_policy: LogPolicy,
+    /// Opened by a process that writes only under the lease: opening the
+    /// table commits nothing (the log policy is brought up to date when it
+    /// takes the table over).
+    pub follower: bool,
 }
 
 /// How long a table's Delta log keeps removed files' tombstones and old

@@ -22,6 +22,7 @@ use tracing::info;
 use crate::durable::{publish, remove_temporaries, step, tmp_path};
 use crate::files::{TableFile, files_table};
 use crate::history::{RefreshKind, VersionPolicy, ViewHistory, ViewVersion};
+use crate::viewshare::SharedViews;
 use crate::{BatchError, Result, io_err, now_ms};
 
 /// What a batch run computes: `sql` over the files of `source`.
@@ -68,13 +69,16 @@ pub struct ViewStore {
     dir: PathBuf,
     policy: VersionPolicy,
     history: std::sync::Mutex<ViewHistory>,
+    /// On a shared store: the view's folder there, the versions' truth
+    /// (`dir` is then this replica's copy).
+    shared: Option<SharedViews>,
 }
 
 impl ViewStore {
     /// Opens (or creates) a view's directory, removes temporaries and version
     /// files the history does not list (a crash between a version's file and
     /// its record), and loads its history.
-    pub fn open(dir: &Path, policy: VersionPolicy) -> Result<Self> {
+    pub fn open(dir: &Path, policy: VersionPolicy, shared: Option<SharedViews>) -> Result<Self> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         remove_temporaries(dir)?;
         let history = ViewHistory::load(dir)?;
@@ -89,7 +93,37 @@ impl ViewStore {
             dir: dir.to_path_buf(),
             policy,
             history: std::sync::Mutex::new(history),
+            shared,
         })
+    }
+
+    /// On a shared store: loads the history the writer published, if it
+    /// changed, with the files of the versions it keeps, and makes it this
+    /// replica's (files no kept version reads are deleted). Returns whether
+    /// the history changed.
+    pub async fn follow(&self) -> Result<bool> {
+        let Some(shared) = &self.shared else {
+            return Ok(false);
+        };
+        let Some(next) = shared.fetch_history().await? else {
+            return Ok(false);
+        };
+        for file in next.files_in_use() {
+            shared.download(&self.dir, file).await?;
+        }
+        let mut history = self.history.lock().expect("history lock");
+        if *history == next {
+            return Ok(false);
+        }
+        next.save(&self.dir)?;
+        let used = next.files_in_use();
+        for file in history.files_in_use() {
+            if !used.contains(file) {
+                let _ = fs::remove_file(self.dir.join(file));
+            }
+        }
+        *history = next;
+        Ok(true)
     }
 
     /// The view's directory: version files and `versions.json` live in it.
@@ -104,15 +138,17 @@ impl ViewStore {
 
     /// Serves kept version `n` from now on (recorded durably, so a restart
     /// serves it too); `None` if it is not kept.
-    pub fn rollback(&self, n: u64) -> Result<Option<ViewVersion>> {
-        let mut history = self.history.lock().expect("history lock");
-        let Some(v) = history.get(n).cloned() else {
+    pub async fn rollback(&self, n: u64) -> Result<Option<ViewVersion>> {
+        let mut next = self.history();
+        let Some(v) = next.get(n).cloned() else {
             return Ok(None);
         };
-        let mut next = history.clone();
         next.current = Some(n);
+        if let Some(shared) = &self.shared {
+            shared.put_history(&next).await?;
+        }
         next.save(&self.dir)?;
-        *history = next;
+        *self.history.lock().expect("history lock") = next;
         info!(view_dir = %self.dir.display(), version = n, "rolled back");
         Ok(Some(v))
     }
@@ -143,7 +179,12 @@ impl ViewStore {
         let batches = df.collect().await?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
 
-        let file = format!("v{version:010}.parquet");
+        // On a shared store the name carries the writer's replica id: two
+        // writers (one of them stale) never write the same key.
+        let file = match &self.shared {
+            Some(s) => format!("v{version:010}-{}.parquet", s.tag()),
+            None => format!("v{version:010}.parquet"),
+        };
         let path = self.dir.join(&file);
         let write_path = path.clone();
         let bytes = tokio::task::spawn_blocking(move || -> Result<u64> {
@@ -195,28 +236,45 @@ impl ViewStore {
             input_files: run.files.len() as u64,
             input_rows: run.input_rows,
         };
-        self.publish(v.clone())?;
+        if let Err(e) = self.publish(v.clone()).await {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         info!(view_dir = %self.dir.display(), version, rows, how = v.how.as_str(), input_files = v.input_files, watermark = %v.watermark, ms = v.duration_ms, "published batch view");
         Ok(v)
     }
 
     /// Records `v` as the served version, then deletes the files of the
     /// versions the policy no longer keeps.
-    fn publish(&self, v: ViewVersion) -> Result<()> {
-        let mut history = self.history.lock().expect("history lock");
-        let mut next = history.clone();
+    /// On a shared store the version's file and the history go there first
+    /// (conditionally: see `crate::viewshare`), so a stale writer publishes
+    /// nothing, not even locally.
+    async fn publish(&self, v: ViewVersion) -> Result<()> {
+        let mut next = self.history();
+        let file = v.file.clone();
         next.current = Some(v.version);
         next.versions.push(v);
         let dropped = next.retain(self.policy, now_ms());
+        if let Some(shared) = &self.shared {
+            shared.upload(&self.dir, &file).await?;
+            shared.put_history(&next).await?;
+        }
         next.save(&self.dir)?;
         // A dropped version's file may still hold rows of a kept chain.
         let used = next.files_in_use();
+        let mut gone = Vec::new();
         for file in dropped.iter().flat_map(|v| v.files()) {
             if !used.contains(file) {
                 let _ = fs::remove_file(self.dir.join(file));
+                gone.push(file.to_string());
             }
         }
-        *history = next;
+        *self.history.lock().expect("history lock") = next;
+        if let Some(shared) = &self.shared {
+            for file in gone {
+                shared.delete(&file).await;
+            }
+        }
         Ok(())
     }
 }
@@ -237,8 +295,8 @@ mod tests {
 
     /// A version's chain keeps its carried files: neither the start-up sweep
     /// nor dropping the versions that wrote them removes them.
-    #[test]
-    fn chained_files_live_as_long_as_a_version_holds_them() {
+    #[tokio::test]
+    async fn chained_files_live_as_long_as_a_version_holds_them() {
         let dir = tempfile::tempdir().unwrap();
         for f in ["v1.parquet", "v2.parquet", "v3.parquet", "stray.parquet"] {
             fs::write(dir.path().join(f), b"x").unwrap();
@@ -252,7 +310,7 @@ mod tests {
             keep: 2,
             max_age_ms: 0,
         };
-        let store = ViewStore::open(dir.path(), policy).unwrap();
+        let store = ViewStore::open(dir.path(), policy, None).unwrap();
         let exists = |f: &str| dir.path().join(f).exists();
         assert!(!exists("stray.parquet"));
         assert!(exists("v1.parquet") && exists("v2.parquet") && exists("v3.parquet"));
@@ -262,10 +320,11 @@ mod tests {
         fs::write(dir.path().join("v4.parquet"), b"x").unwrap();
         store
             .publish(version(4, &["v1.parquet", "v2.parquet", "v3.parquet"]))
+            .await
             .unwrap();
         for n in [5, 6] {
             fs::write(dir.path().join(format!("v{n}.parquet")), b"x").unwrap();
-            store.publish(version(n, &[])).unwrap();
+            store.publish(version(n, &[])).await.unwrap();
             if n == 5 {
                 assert!(
                     ["v1", "v2", "v3", "v4"]

@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::kafka::Secret;
+use crate::units::duration_str;
+pub use crate::units::{parse_duration, parse_size};
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,25 @@ pub struct Config {
     pub s3_region: String,
     /// Allow a plain-HTTP `s3_endpoint` (test stores only).
     pub s3_allow_http: bool,
+    /// What this process does with the shared master dataset (docs/scale-out.md):
+    /// `all` (the default) and `writer` serve queries and, while they hold the
+    /// writer lease, archive, compact, apply retention and publish batch view
+    /// versions; `reader` serves queries and follows what the writer
+    /// publishes. Every role consumes Kafka into its own speed layer. With a
+    /// local master dataset (no `master_url`) `all` is the only writer there
+    /// can be (the `data_dir` lock) and needs no lease; `writer` and `reader`
+    /// need `master_url`.
+    pub role: String,
+    /// How long the writer lease lasts unrenewed: another writer takes over
+    /// this long after the holder last renewed it (it renews every third of
+    /// it, and stops writing half of it after its last renewal).
+    #[serde(with = "duration_str")]
+    pub lease_expiry: Duration,
+    /// How often a process that does not hold the writer lease looks for new
+    /// commits of the master dataset, view versions and catalog changes on
+    /// the shared store.
+    #[serde(with = "duration_str")]
+    pub follow_interval: Duration,
     /// Kafka bootstrap servers; empty starts the embedded demo broker.
     pub brokers: String,
     /// librdkafka properties for every Kafka client (TLS and SASL:
@@ -221,6 +242,9 @@ impl Default for Config {
             s3_endpoint: String::new(),
             s3_region: String::new(),
             s3_allow_http: false,
+            role: "all".into(),
+            lease_expiry: Duration::from_secs(10),
+            follow_interval: Duration::from_secs(1),
             kafka: BTreeMap::new(),
             kafka_sasl_password_file: PathBuf::new(),
             kafka_sasl_password: Secret::default(),
@@ -365,6 +389,12 @@ impl Config {
                 self.retention_gap
             )));
         }
+        self.validate_role()?;
+        if self.lease_expiry < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "lease_expiry must be at least 1s: the holder renews every third of it".into(),
+            ));
+        }
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             return Err(ConfigError::Invalid(
                 "set both tls_cert and tls_key, or neither".into(),
@@ -379,6 +409,37 @@ impl Config {
         Ok(())
     }
 
+    /// Checks `role` against `master_url` (also after `--role` overrides it).
+    pub fn validate_role(&self) -> Result<(), ConfigError> {
+        match self.role.as_str() {
+            "all" => {}
+            "writer" | "reader" if self.master_url.is_empty() => {
+                return Err(ConfigError::Invalid(format!(
+                    "role = \"{}\" needs a shared master dataset: set master_url = \"s3://bucket/prefix\" (the same for every process of the deployment)",
+                    self.role
+                )));
+            }
+            "writer" | "reader" => {}
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "role = \"{other}\": use \"all\", \"writer\" or \"reader\""
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this process competes for the writer lease (`all` or `writer`).
+    pub fn writer_capable(&self) -> bool {
+        self.role != "reader"
+    }
+
+    /// Whether the master dataset is shared by several processes (on an
+    /// object store), so that writing needs the lease.
+    pub fn shared_store(&self) -> bool {
+        !self.master_url.is_empty()
+    }
+
     /// Whether a user may connect with trust authentication.
     pub fn trusts(&self, user: &str) -> bool {
         if self.users.is_empty() {
@@ -387,29 +448,6 @@ impl Config {
             self.users.iter().any(|u| u.name == user)
         }
     }
-}
-
-/// `"10s"` into `("10", "s")`: leading digits, then the unit.
-fn split_unit(text: &str) -> (&str, &str) {
-    let t = text.trim();
-    t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()))
-}
-
-/// Parses `512MB`, `2GB`, `64KB`, or a bare number of bytes (1024-based units).
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let (num, unit) = split_unit(text);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("'{text}' is not a size such as 512MB or 2GB"))?;
-    let factor = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "KB" | "K" => 1 << 10,
-        "MB" | "M" => 1 << 20,
-        "GB" | "G" => 1 << 30,
-        "TB" | "T" => 1 << 40,
-        _ => return Err(format!("'{text}': unknown unit, use B, KB, MB, GB or TB")),
-    };
-    Ok(n * factor)
 }
 
 impl Config {
@@ -466,40 +504,6 @@ fn machine_memory() -> Option<usize> {
         .parse()
         .ok()?;
     Some(kb * 1024)
-}
-
-/// Parses `250ms`, `10s`, `5m`, `1h`, `7d` (and a bare number of seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (num, unit) = split_unit(text);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration such as 500ms, 10s, 5m, 1h or 7d"))?;
-    let d = match unit.trim() {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" | "min" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        "d" => Duration::from_secs(n * 24 * 3600),
-        _ => return Err(format!("'{text}': unknown unit, use ms, s, m, h or d")),
-    };
-    Ok(d)
-}
-
-mod duration_str {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        if d.subsec_millis() != 0 || d.as_secs() == 0 {
-            s.serialize_str(&format!("{}ms", d.as_millis()))
-        } else {
-            s.serialize_str(&format!("{}s", d.as_secs()))
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        parse_duration(&text).map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]

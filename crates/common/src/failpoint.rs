@@ -10,7 +10,10 @@
 //! - `crash`: the process aborts at that point, as if killed (no destructor,
 //!   no flush: what `kill -9` does at exactly that instant);
 //! - `crash@N`: the same at the N-th hit of the point;
-//! - `enospc`: the step fails with "No space left on device" (errno 28).
+//! - `enospc`: the step fails with "No space left on device" (errno 28);
+//! - `pause@N`: at the N-th hit the process stops itself (SIGSTOP) right
+//!   there, as a process paused by the scheduler, a VM migration or a GC
+//!   would; the test resumes it with SIGCONT (the writer-lease fencing test).
 //!
 //! Point names are `<protocol>.<step>`, listed in `docs/faults.md`.
 
@@ -73,6 +76,14 @@ mod enabled {
                 std::process::abort();
             }
             "enospc" => Err(std::io::Error::from_raw_os_error(28)),
+            "pause" if count == at => {
+                eprintln!("failpoint {name}: pausing (hit {count}); resume with SIGCONT");
+                // SAFETY: raise only sends a signal to this process.
+                unsafe {
+                    libc::raise(libc::SIGSTOP);
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }

@@ -12,6 +12,7 @@ pub mod failpoint;
 pub mod kafka;
 pub mod offsets;
 pub mod source;
+pub mod units;
 
 pub use config::{Config, ConfigError, UserConfig};
 pub use offsets::{Fingerprint, Offset, PartitionId, Watermark, payload_hash};

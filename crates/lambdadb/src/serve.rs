@@ -30,6 +30,9 @@ pub struct ServeArgs {
     /// Directory of catalog `.sql` files (overrides `sql_dir`).
     #[arg(long)]
     pub sql_dir: Option<PathBuf>,
+    /// `all`, `writer` or `reader` (overrides `role`; see docs/scale-out.md).
+    #[arg(long)]
+    pub role: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -46,6 +49,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(s) = args.sql_dir {
         config.sql_dir = s;
+    }
+    if let Some(r) = args.role {
+        config.role = r;
+        config.validate_role()?;
     }
     let addr: SocketAddr = config
         .listen
@@ -96,6 +103,9 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         config.brokers.clone()
     };
     let engine = Engine::new(config.clone(), brokers.clone())?;
+    // On a shared store, learn who writes before any table opens: a writer
+    // that holds (or resumes) the lease takes each table over as it opens it.
+    engine.lease_round().await;
 
     // The pg_catalog tables every session shares, decoded once.
     let pg = Arc::new(PgShared::try_new().context("cannot set up pg_catalog")?);
@@ -142,6 +152,16 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
     }
     engine.catalog_log().start_recording();
     engine.spawn_background();
+    engine.spawn_replication();
+    if config.shared_store() {
+        let replay = Session::new(engine.clone(), &pg);
+        replay.grant_admin();
+        tokio::spawn(follow_catalog(
+            engine.clone(),
+            replay,
+            config.follow_interval,
+        ));
+    }
 
     if embedded && config.demo_rate > 0 {
         crate::demo::spawn_live(brokers.clone(), "events".into(), config.demo_rate)?;
@@ -187,7 +207,63 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
             error!(table = %s.spec.name, "final archive failed (the events will be consumed again from Kafka): {e}");
         }
     }
+    // Another writer may take over at once instead of waiting for the lease to lapse.
+    if let Some(lease) = engine.gate().lease() {
+        lease.release().await;
+    }
     Ok(())
+}
+
+/// On a shared store: runs what other replicas declared over the wire (and
+/// drops what they dropped), so every replica serves the same objects.
+async fn follow_catalog(engine: Arc<Engine>, session: Session, every: std::time::Duration) {
+    use lambdadb_serving::catalog_log::CatalogLog;
+    let every = every.max(std::time::Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let changes = match engine.catalog_log().remote_changes().await {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                warn!("reading the shared catalog failed, retried: {e}");
+                continue;
+            }
+        };
+        let mut statements = Vec::new();
+        for name in &changes.drop {
+            statements.extend(drop_statement(&engine, name));
+        }
+        for d in &changes.apply {
+            // A new definition of an object this replica has: replace it.
+            if d.setting.is_none() {
+                statements.extend(drop_statement(&engine, &d.name));
+            }
+            statements.push(d.sql.clone());
+        }
+        for sql in statements {
+            let results = CatalogLog::replaying(session.execute_all(&sql)).await;
+            match results.into_iter().find_map(|r| r.err()) {
+                None => info!(statement = %sql, "applied a declaration made on another replica"),
+                Some(e) => {
+                    error!(statement = %sql, "a declaration made on another replica cannot be applied here: {e}")
+                }
+            }
+        }
+    }
+}
+
+/// The DROP for object `name`, if this replica has one by that name.
+fn drop_statement(engine: &Engine, name: &str) -> Option<String> {
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    if engine.view(name).is_some() {
+        Some(format!("DROP MATERIALIZED VIEW IF EXISTS {quoted}"))
+    } else if engine.plain_view(name).is_some() {
+        Some(format!("DROP VIEW IF EXISTS {quoted}"))
+    } else if engine.source(name).is_some() {
+        Some(format!("DROP TABLE IF EXISTS {quoted}"))
+    } else {
+        None
+    }
 }
 
 async fn shutdown_signal() {

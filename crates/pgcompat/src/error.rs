@@ -30,6 +30,11 @@ pub enum QueryError {
     /// The statement cannot run inside a transaction block: active_sql_transaction, 25001.
     #[error("{0}")]
     ActiveTransaction(String),
+    /// A write on a process that does not hold the writer lease (a reader
+    /// replica), as PostgreSQL refuses writes on a standby:
+    /// read_only_sql_transaction, 25006.
+    #[error("{0}")]
+    ReadOnlyReplica(String),
     /// Something the statement needs is not in the required state (a stopped
     /// partition): object_not_in_prerequisite_state, 55000.
     #[error("{0}")]
@@ -100,6 +105,7 @@ impl QueryError {
             QueryError::UndefinedObject(_) => "42704",
             QueryError::InFailedTransaction(_) => "25P02",
             QueryError::ActiveTransaction(_) => "25001",
+            QueryError::ReadOnlyReplica(_) => "25006",
             QueryError::NotInPrerequisiteState(_) => "55000",
             QueryError::QueryCanceled(_) => "57014",
             QueryError::InsufficientPrivilege(_) => "42501",

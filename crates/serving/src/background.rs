@@ -129,6 +129,9 @@ impl Engine {
                 loop {
                     tick.tick().await;
                     for v in engine.views() {
+                        if !v.source.may_write() {
+                            continue; // the writer refreshes
+                        }
                         if let Err(e) = engine.refresh(&v.name, false).await {
                             error!(view = %v.name, "scheduled refresh failed: {e}");
                         }

@@ -18,20 +18,11 @@ use lambdadb_pgcompat::{QueryError, Result};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use crate::catalog_shared::SharedCatalog;
+
 const FILE: &str = "catalog.json";
 
-/// One object declared over the wire, as `catalog.json` lists it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Declared {
-    /// The object's name: a source table, materialized view or plain view.
-    pub name: String,
-    /// The statement that declares it, as run again at start-up.
-    pub sql: String,
-    /// For a setting changed after the declaration (`ALTER TABLE ... SET`):
-    /// which one. Each object keeps one entry per setting, its latest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub setting: Option<String>,
-}
+pub use crate::catalog_shared::Declared;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Contents {
@@ -44,6 +35,32 @@ pub struct CatalogLog {
     /// Off while start-up applies files and replays the log itself.
     recording: std::sync::atomic::AtomicBool,
     lock: Mutex<()>,
+    /// On a shared store: the catalog every replica shares (see `crate::catalog_shared`).
+    shared: Option<SharedCatalog>,
+    /// The shared declarations as this replica last applied or wrote them.
+    applied: Mutex<Vec<Declared>>,
+}
+
+/// What other replicas changed in the shared catalog since this one last looked.
+#[derive(Debug, Default)]
+pub struct RemoteChanges {
+    /// Declarations and settings to run, in catalog order.
+    pub apply: Vec<Declared>,
+    /// Objects whose declaration is gone (dropped elsewhere).
+    pub drop: Vec<String>,
+}
+
+tokio::task_local! {
+    /// Set while a replica runs declarations another replica made (see
+    /// [`CatalogLog::replaying`]): they are in the shared catalog already.
+    static REPLAYING: ();
+}
+
+/// Runs `f` to completion from synchronous code inside the runtime (the DDL
+/// paths that record declarations are synchronous; a shared catalog write
+/// is a request to the store).
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
 }
 
 impl CatalogLog {
@@ -53,7 +70,69 @@ impl CatalogLog {
             path: data_dir.join(FILE),
             recording: std::sync::atomic::AtomicBool::new(false),
             lock: Mutex::new(()),
+            shared: None,
+            applied: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Keeps the declarations in the shared catalog at `shared` too (a
+    /// shared master dataset); `data_dir/catalog.json` becomes a copy.
+    pub fn with_shared(mut self, shared: Option<SharedCatalog>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    fn save_copy(&self, objects: &[Declared]) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(&Contents {
+            objects: objects.to_vec(),
+        })
+        .expect("catalog serializes");
+        lambdadb_batch::durable::write_atomic(&self.path, &bytes, "catalog").map_err(|e| {
+            warn!("cannot save the catalog: {e}");
+            QueryError::Io(format!(
+                "cannot save the catalog, so the change was not made: {e}; free space or fix permissions in the data directory and run the statement again"
+            ))
+        })
+    }
+
+    /// Runs `f` (the statements of [`Self::remote_changes`]) without writing
+    /// what they declare back to the shared catalog, which holds them already.
+    pub async fn replaying<F: std::future::Future>(f: F) -> F::Output {
+        REPLAYING.scope((), f).await
+    }
+
+    /// What other replicas declared or dropped since the last look (on a
+    /// shared store; `None` when nothing changed or there is no shared
+    /// catalog). Marked as applied: the caller runs them.
+    pub async fn remote_changes(&self) -> Result<Option<RemoteChanges>> {
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        let Some((objects, _)) = shared.read(true).await? else {
+            return Ok(None);
+        };
+        let mut applied = self.applied.lock().expect("catalog lock");
+        let changes = RemoteChanges {
+            apply: objects
+                .iter()
+                .filter(|o| !applied.contains(o))
+                .cloned()
+                .collect(),
+            drop: applied
+                .iter()
+                .filter(|a| a.setting.is_none())
+                .filter(|a| {
+                    !objects
+                        .iter()
+                        .any(|o| o.name == a.name && o.setting.is_none())
+                })
+                .map(|a| a.name.clone())
+                .collect(),
+        };
+        *applied = objects.clone();
+        drop(applied);
+        self.save_copy(&objects)?;
+        Ok(Some(changes))
     }
 
     /// Starts recording declarations (after start-up).
@@ -75,16 +154,44 @@ impl CatalogLog {
         }
     }
 
-    /// The declarations to replay at start-up.
+    /// The declarations to replay at start-up: the shared catalog's on a
+    /// shared store (this replica's copy only when the store cannot be read).
     pub fn objects(&self) -> Result<Vec<Declared>> {
+        if let Some(shared) = &self.shared {
+            match block_on(shared.read(false)) {
+                Ok(Some((objects, _))) => {
+                    *self.applied.lock().expect("catalog lock") = objects.clone();
+                    self.save_copy(&objects)?;
+                    return Ok(objects);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(
+                        "{e}; starting from this replica's copy of it, {}",
+                        self.path.display()
+                    );
+                }
+            }
+        }
         Ok(self.read()?.objects)
     }
 
-    fn update(&self, change: impl FnOnce(&mut Vec<Declared>)) -> Result<()> {
+    fn update(&self, change: impl Fn(&mut Vec<Declared>)) -> Result<()> {
         if !self.recording.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
         let _one_writer = self.lock.lock().expect("catalog log lock");
+        if self.shared.is_some() && REPLAYING.try_with(|_| ()).is_ok() {
+            return Ok(());
+        }
+        if let Some(shared) = &self.shared {
+            block_on(shared.update(&change))?;
+            // What this replica has applied is its own change, not what others
+            // wrote meanwhile: those arrive through `remote_changes`.
+            let mut applied = self.applied.lock().expect("catalog lock");
+            change(&mut applied);
+            return self.save_copy(&applied);
+        }
         let mut c = self.read()?;
         change(&mut c.objects);
         let bytes = serde_json::to_vec_pretty(&c).expect("catalog serializes");
@@ -114,7 +221,7 @@ impl CatalogLog {
             objects.retain(|o| o.name != name || o.setting.as_deref() != setting);
             objects.push(Declared {
                 name: name.to_string(),
-                sql,
+                sql: sql.clone(),
                 setting: setting.map(str::to_string),
             });
         })

@@ -10,7 +10,7 @@ use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
-use lambdadb_batch::{MasterLocation, S3Settings, ViewVersion};
+use lambdadb_batch::{Lease, MasterLocation, S3Settings, ViewVersion};
 use lambdadb_common::Config;
 use lambdadb_pgcompat::{QueryError, Result};
 use lambdadb_speed::ConsumerHandle;
@@ -23,6 +23,7 @@ use crate::plainview::PlainViewDef;
 use crate::source::SourceState;
 use crate::speedbudget::SpeedBudget;
 use crate::view::ViewState;
+use crate::writer::WriteGate;
 
 /// One process's source tables, materialized and plain views, consumers and result cache.
 pub struct Engine {
@@ -50,6 +51,12 @@ pub struct Engine {
     object_stores: Arc<DefaultObjectStoreRegistry>,
     /// One CREATE TABLE of a source at a time: opening its Delta table awaits.
     pub(crate) source_create: tokio::sync::Mutex<()>,
+    /// Footer and statistics caches every runtime shares.
+    caches: SharedCaches,
+    /// Whether this process writes the master dataset (see `crate::writer`).
+    gate: Arc<WriteGate>,
+    /// This replica's id (`data_dir/replica.id`).
+    replica_id: String,
 }
 
 impl Engine {
@@ -71,6 +78,24 @@ impl Engine {
         if let Some((url, store)) = master.remote() {
             object_stores.register_store(&url, store);
         }
+        let replica_id = replica_id(&config.data_dir)?;
+        let gate = Arc::new(
+            match (master.shared_path("lease.json"), config.writer_capable()) {
+                (None, _) => WriteGate::Local,
+                (Some(_), false) => WriteGate::Reader,
+                (Some((store, path)), true) => WriteGate::Lease(Arc::new(Lease::new(
+                    store,
+                    path,
+                    replica_id.clone(),
+                    config.listen.clone(),
+                    config.lease_expiry,
+                ))),
+            },
+        );
+        let caches = SharedCaches::new();
+        let shared_catalog = master
+            .shared_path("catalog.json")
+            .map(|(store, path)| crate::catalog_shared::SharedCatalog::new(store, path));
         let memory_limit = config.memory_bytes();
         let memory: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(memory_limit));
         let background = runtime_with(
@@ -80,8 +105,12 @@ impl Engine {
                 "memory_limit",
             )),
             object_stores.clone(),
+            &caches,
         );
         Ok(Arc::new(Self {
+            caches,
+            gate,
+            replica_id,
             master,
             object_stores,
             source_create: tokio::sync::Mutex::new(()),
@@ -96,11 +125,21 @@ impl Engine {
             cache: Arc::new(lambdadb_cache::ResultCache::new(
                 config.result_cache_bytes(),
             )),
-            catalog_log: CatalogLog::new(&config.data_dir),
+            catalog_log: CatalogLog::new(&config.data_dir).with_shared(shared_catalog),
             speed_budget: Arc::new(SpeedBudget::new(config.speed_memory_bytes())),
             generation: std::sync::atomic::AtomicU64::new(1),
             config,
         }))
+    }
+
+    /// This replica's id (kept in `data_dir/replica.id`).
+    pub fn replica_id(&self) -> &str {
+        &self.replica_id
+    }
+
+    /// Whether this process writes the master dataset now, and how it may.
+    pub fn gate(&self) -> &Arc<WriteGate> {
+        &self.gate
     }
 
     /// Where the sources' Delta tables live.
@@ -215,7 +254,7 @@ impl Engine {
             self.config.query_memory_bytes(),
             "query_memory_limit",
         );
-        runtime_with(Arc::new(pool), self.object_stores.clone())
+        runtime_with(Arc::new(pool), self.object_stores.clone(), &self.caches)
     }
 
     /// The runtime batch refreshes and speed folds run in: bounded by the
@@ -298,6 +337,10 @@ impl Engine {
                 keep: self.config.view_versions_keep,
                 max_age_ms: self.config.view_versions_max_age.as_millis() as u64,
             },
+            shared: self
+                .master
+                .shared_path("views")
+                .map(|(store, root)| (store, root, self.replica_id.clone())),
         }
     }
 
@@ -330,16 +373,71 @@ impl Engine {
     }
 }
 
+/// DataFusion's caches of Parquet footers and of the statistics derived from
+/// them, shared by every session and batch run: each runtime would otherwise
+/// start empty, and every new connection read the footers of every file
+/// again. Files are immutable once committed, so entries never go stale; both
+/// caches are LRU-bounded (DataFusion's defaults: 50 MB of footers, 20 MB of
+/// statistics), so the entries of files compaction removed age out.
+#[derive(Clone)]
+struct SharedCaches {
+    footers: Arc<datafusion::execution::cache::cache_manager::FileMetadataCache>,
+    statistics: Option<Arc<datafusion::execution::cache::cache_manager::FileStatisticsCache>>,
+}
+
+impl SharedCaches {
+    fn new() -> Self {
+        let defaults =
+            datafusion::execution::cache::cache_manager::CacheManager::try_new(&Default::default())
+                .expect("the default caches build");
+        Self {
+            footers: defaults.get_file_metadata_cache(),
+            statistics: defaults.get_file_statistic_cache(),
+        }
+    }
+
+    fn config(&self) -> datafusion::execution::cache::cache_manager::CacheManagerConfig {
+        datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
+            .with_file_metadata_cache(Some(self.footers.clone()))
+            .with_file_statistics_cache(self.statistics.clone())
+    }
+}
+
 fn runtime_with(
     pool: Arc<dyn MemoryPool>,
     object_stores: Arc<DefaultObjectStoreRegistry>,
+    caches: &SharedCaches,
 ) -> Arc<RuntimeEnv> {
     RuntimeEnvBuilder::new()
         .with_memory_pool(pool)
         .with_object_store_registry(object_stores)
+        .with_cache_manager(caches.config())
         .with_disk_manager_builder(
             DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
         )
         .build_arc()
         .expect("a runtime without spilling always builds")
+}
+
+/// This replica's id: kept in `data_dir/replica.id`, made at the first start.
+/// A process restarted on the same `data_dir` is the same replica (the
+/// `data_dir` lock admits one process), so it resumes a lease it held.
+fn replica_id(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("replica.id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(QueryError::Io(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    let id = format!("r{:016x}", rand::random::<u64>());
+    std::fs::create_dir_all(data_dir)
+        .and_then(|_| std::fs::write(&path, &id))
+        .map_err(|e| QueryError::Io(format!("cannot write {}: {e}", path.display())))?;
+    Ok(id)
 }

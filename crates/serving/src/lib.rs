@@ -11,7 +11,8 @@
 //! result cache's serving side ([`resultcache`]), INSERT ([`insert`]), where
 //! objects' files live ([`layout`]) and which files imports may read
 //! ([`importdir`]), the shared memory pools ([`memory`]) and the background
-//! archiving, folding and refresh ([`background`]).
+//! archiving, folding and refresh ([`background`]), and on a shared store who
+//! writes ([`writer`]) and how the others follow ([`replication`]).
 //!
 //! It builds on `batch`, `speed`, `cache`, `views` and `pgcompat`, never on the
 //! wire frontend (`lambdadb-wire`) or the binary. Unit tests sit beside the
@@ -24,6 +25,7 @@ pub mod alter;
 pub mod background;
 pub mod catalog;
 pub mod catalog_log;
+pub mod catalog_shared;
 pub mod context;
 pub mod ddl;
 pub mod engine;
@@ -34,6 +36,7 @@ pub mod layout;
 pub mod memory;
 pub mod objects;
 pub mod plainview;
+pub mod replication;
 pub mod resultcache;
 pub mod snapshot;
 pub mod source;
@@ -43,5 +46,6 @@ pub mod system;
 pub mod tables;
 pub mod view;
 pub mod viewspeed;
+pub mod writer;
 
 pub use engine::Engine;

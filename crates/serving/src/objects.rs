@@ -120,6 +120,7 @@ impl Engine {
             SourceState::open(
                 spec.clone(),
                 self.master(),
+                self.gate().clone(),
                 lambdadb_batch::LogPolicy {
                     tombstones: self.config().vacuum_grace,
                     ..Default::default()
@@ -129,9 +130,18 @@ impl Engine {
             )
             .await?,
         );
+        // Holding the lease already (a table declared on the writer): take it
+        // over before anything is consumed, so it archives from the start.
+        if let Some(epoch) = self.gate().lease().and_then(|l| l.may_write()) {
+            state.take_over(epoch).await?;
+        }
         let settings = ConsumerSettings {
             brokers: self.brokers().to_string(),
-            group_id: format!("lambdadb-{}", spec.name),
+            // Replicas of a shared store each report their own progress.
+            group_id: match self.config().shared_store() {
+                true => format!("lambdadb-{}-{}", spec.name, self.replica_id()),
+                false => format!("lambdadb-{}", spec.name),
+            },
             topic: spec.topic.clone(),
             max_rows: self.config().micro_batch_rows,
             max_wait: self.config().micro_batch_wait,
@@ -290,8 +300,12 @@ impl Engine {
         fresh: bool,
     ) -> Result<()> {
         let view = self.open_view(name.to_string(), query, d).await?;
+        // A process that does not write (a reader replica, a writer without
+        // the lease) computes no version: its speed part folds the files and
+        // rows itself until the writer's versions arrive.
         let computed = match view.current() {
             Some(_) => Ok(()),
+            None if !view.source.may_write() => Ok(()),
             None => view.refresh(false).await.map(|_| ()),
         };
         if let Err(e) = computed.and_then(|()| self.catalog_log().declared(name, sql)) {

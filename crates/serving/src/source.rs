@@ -35,6 +35,10 @@ mod views;
 #[path = "source_compact.rs"]
 pub mod compact;
 
+/// Writing under the lease, and following the writer's commits.
+#[path = "source_writer.rs"]
+mod writer;
+
 /// A message the decoder refused, as shown in `lambdadb.rejected_messages`.
 #[derive(Debug, Clone)]
 pub struct RejectedMessage {
@@ -155,6 +159,12 @@ pub struct SourceState {
     counted_bytes: std::sync::atomic::AtomicUsize,
     /// Compaction's pins, replaced files and figures.
     pub upkeep: compact::Upkeep,
+    /// Whether this process may write the master dataset.
+    gate: Arc<crate::writer::WriteGate>,
+    /// The lease epoch this source's table was taken over in (see `take_over`).
+    taken: Mutex<Option<i64>>,
+    /// States adopted from the writer (a follower's changes of the files).
+    adopted: AtomicU64,
 }
 
 impl SourceState {
@@ -163,6 +173,7 @@ impl SourceState {
     pub async fn open(
         spec: SourceSpec,
         master: &MasterLocation,
+        gate: Arc<crate::writer::WriteGate>,
         log_policy: LogPolicy,
         rejected_keep: usize,
         budget: Arc<SpeedBudget>,
@@ -175,6 +186,7 @@ impl SourceState {
             .table(&crate::layout::table_name(local, &spec.name)?)
             .map_err(from_batch)?;
         store.log_policy = log_policy;
+        store.follower = !matches!(gate.as_ref(), crate::writer::WriteGate::Local);
         if store.local_dir().is_none() {
             store.check_conditional_put().await.map_err(from_batch)?;
         }
@@ -210,6 +222,9 @@ impl SourceState {
             budget,
             counted_bytes: std::sync::atomic::AtomicUsize::new(0),
             upkeep: compact::Upkeep::new(retention),
+            gate,
+            taken: Mutex::new(None),
+            adopted: AtomicU64::new(0),
         })
     }
 
@@ -329,6 +344,10 @@ impl SourceState {
     /// A failure is kept in `lambdadb.sources` until an archive succeeds; the
     /// rows stay in memory (back-pressure pauses ingest at the ceiling).
     pub async fn archive(self: &Arc<Self>) -> Result<Arc<Manifest>> {
+        if !self.may_write() {
+            // A follower: the writer archives; its commits arrive by `follow`.
+            return Ok(self.manifest());
+        }
         let _one_at_a_time = self.archive_lock.lock().await;
         self.archive_locked_noted().await
     }
@@ -388,6 +407,15 @@ impl SourceState {
             .await
             .map_err(from_batch)?;
         let next = Arc::new(next);
+        self.install(next.clone());
+        lambdadb_common::failpoint::hit("archive.pruned")
+            .map_err(|e| QueryError::Io(e.to_string()))?;
+        Ok(next)
+    }
+
+    /// Makes `next` the state every snapshot reads, and drops the speed rows
+    /// it covers, in one critical section (the seam).
+    fn install(&self, next: Arc<Manifest>) {
         let mut inner = self.inner.write().expect("source lock");
         // Keep the events views have not folded yet: a fold reads them from here.
         let mut cut = Watermark::new();
@@ -401,12 +429,8 @@ impl SourceState {
             cut.advance(p, keep_from);
         }
         inner.speed.prune(&cut);
-        inner.manifest = next.clone();
+        inner.manifest = next;
         self.account(&inner);
-        drop(inner);
-        lambdadb_common::failpoint::hit("archive.pruned")
-            .map_err(|e| QueryError::Io(e.to_string()))?;
-        Ok(next)
     }
 
     /// Imports Parquet files into the master dataset (see `lambdadb_batch::import`).
@@ -415,6 +439,7 @@ impl SourceState {
         self: &Arc<Self>,
         paths: Vec<PathBuf>,
     ) -> Result<lambdadb_batch::ImportSummary> {
+        self.require_writer("COPY ... FROM a file")?;
         let _one_at_a_time = self.archive_lock.lock().await;
         let manifest = self.manifest();
         let (next, summary) = self

@@ -96,12 +96,17 @@ impl SourceState {
     pub fn content_version(&self) -> u64 {
         let consumed = self.consumed().total() as u64;
         let expired = self.upkeep.expired_files.load(Ordering::Relaxed);
-        consumed.wrapping_add(expired.wrapping_mul(1 << 40))
+        // A follower's files change with every state it adopts (the writer's
+        // archive runs, compactions, retention), whatever it consumed.
+        consumed
+            .wrapping_add(expired.wrapping_mul(1 << 40))
+            .wrapping_add(self.adopted().wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
     /// Archives what was consumed and pins the committed watermark, both under
     /// the archive lock, so no compaction merges across it in between.
     pub async fn archive_pinned(self: &Arc<Self>) -> Result<(Arc<Manifest>, Pin)> {
+        self.require_writer("REFRESH MATERIALIZED VIEW")?;
         let _one_at_a_time = self.archive_lock.lock().await;
         let manifest = self.archive_locked_noted().await?;
         let id = self.upkeep.next_pin.fetch_add(1, Ordering::Relaxed);
@@ -125,6 +130,9 @@ impl SourceState {
         policy: CompactPolicy,
         ctx: SessionContext,
     ) -> Result<Option<CompactSummary>> {
+        if !self.may_write() {
+            return Ok(None);
+        }
         let _one_at_a_time = self.archive_lock.lock().await;
         for w in self.upkeep.pins.lock().expect("pins lock").values() {
             for (p, offset) in w.partitions() {
@@ -165,6 +173,9 @@ impl SourceState {
         let Some(retention) = self.upkeep.retention() else {
             return Ok(Retained::default());
         };
+        if !self.may_write() {
+            return Ok(Retained::default());
+        }
         let horizon = now_ms() - retention.as_millis() as i64;
         let _one_at_a_time = self.archive_lock.lock().await;
         let current = self.manifest();

@@ -155,6 +155,7 @@ mod tests {
         SourceState::open(
             spec,
             &master,
+            Arc::new(crate::writer::WriteGate::Local),
             lambdadb_batch::LogPolicy::default(),
             10,
             Arc::new(SpeedBudget::new(0)),

@@ -53,6 +53,13 @@ pub struct ViewEnv {
     pub full_refresh_interval: std::time::Duration,
     /// Which versions are kept for rollback.
     pub versions: VersionPolicy,
+    /// On a shared store: the store, the folder of every view's versions
+    /// there (`.lambdadb/views`), and this replica's id for the files it writes.
+    pub shared: Option<(
+        Arc<dyn object_store::ObjectStore>,
+        object_store::path::Path,
+        String,
+    )>,
 }
 
 /// One materialized view: definition, merge plan, source, stored batch versions and folder.
@@ -115,11 +122,21 @@ impl ViewState {
         )
         .await
         .map_err(from_view)?;
-        let store = ViewStore::open(
-            &crate::layout::view_dir(&env.data_dir, &name)?,
-            env.versions,
-        )
-        .map_err(from_batch)?;
+        let dir = crate::layout::view_dir(&env.data_dir, &name)?;
+        let shared = env.shared.as_ref().map(|(store, root, tag)| {
+            let folder = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            lambdadb_batch::SharedViews::new(
+                store.clone(),
+                root.clone().join(folder.as_str()),
+                tag.clone(),
+            )
+        });
+        let store = ViewStore::open(&dir, env.versions, shared).map_err(from_batch)?;
+        // On a shared store this replica's copy may be behind the writer's.
+        store.follow().await.map_err(from_batch)?;
         let history = store.history();
         let last_version = history.last_number();
         let current = match history.current().cloned() {
@@ -405,11 +422,44 @@ impl ViewState {
         Ok(v)
     }
 
+    /// On a shared store: loads the versions the writer published and serves
+    /// the one it serves, once this replica's source has the files up to its
+    /// watermark (the source follows first; until then the version waits and
+    /// the current one keeps serving). Returns whether the served version
+    /// changed.
+    pub async fn follow(&self) -> Result<bool> {
+        let _one_at_a_time = self.refresh_lock.lock().await;
+        if self.retired.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        self.store.follow().await.map_err(from_batch)?;
+        let history = self.store.history();
+        self.last_version
+            .fetch_max(history.last_number(), Ordering::SeqCst);
+        let Some(v) = history
+            .current()
+            .filter(|v| v.definition == self.definition)
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        if self.current().is_some_and(|c| c.version == v.version) {
+            return Ok(false);
+        }
+        if !v.watermark.le(&self.source.manifest().watermark) {
+            return Ok(false);
+        }
+        self.serve(Arc::new(v)).await?;
+        Ok(true)
+    }
+
     /// `ALTER MATERIALIZED VIEW name ROLLBACK TO VERSION n`: serves kept version
     /// `n` again (recorded, so a restart serves it too); the speed part is
     /// rebuilt from its watermark, so the answer stays exact. Later refreshes
     /// start from it.
     pub async fn rollback(&self, n: u64) -> Result<Arc<ViewVersion>> {
+        self.source
+            .require_writer("ALTER MATERIALIZED VIEW ... ROLLBACK")?;
         let _one_at_a_time = self.refresh_lock.lock().await;
         let history = self.store.history();
         let Some(v) = history.get(n) else {
@@ -444,6 +494,7 @@ impl ViewState {
         let v = self
             .store
             .rollback(n)
+            .await
             .map_err(from_batch)?
             .expect("checked above under the refresh lock");
         self.serve(Arc::new(v)).await

@@ -3,6 +3,7 @@
 mod columns;
 mod freshness;
 mod master;
+mod replicas;
 mod versions;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub const TABLES: &[&str] = &[
     "cache",
     "view_versions",
     "master_dataset",
+    "replicas",
 ];
 
 /// System table `name`, built from the engine's state now; `None` if there is none.
@@ -38,6 +40,7 @@ pub fn table(engine: &Engine, name: &str) -> Result<Option<Arc<dyn TableProvider
         "cache" => crate::resultcache::stats_batch(engine)?,
         "view_versions" => versions::view_versions(engine)?,
         "master_dataset" => master::master_dataset(engine)?,
+        "replicas" => replicas::replicas(engine)?,
         _ => return Ok(None),
     };
     Ok(Some(Arc::new(MemTable::try_new(
