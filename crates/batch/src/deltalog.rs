@@ -63,6 +63,15 @@ impl std::fmt::Debug for DeltaLog {
     }
 }
 
+/// The table at `store`, not loaded yet.
+fn unloaded(store: &TableStore) -> Result<DeltaTable> {
+    DeltaTableBuilder::from_url(store.url.clone())
+        .map_err(delta_err)?
+        .with_storage_backend(store.store.clone(), store.url.clone())
+        .build()
+        .map_err(delta_err)
+}
+
 /// A failure inside delta-rs, as a batch error.
 pub(crate) fn delta_err(e: deltalake::DeltaTableError) -> BatchError {
     BatchError::Delta(e.to_string())
@@ -79,11 +88,7 @@ impl DeltaLog {
         legacy: Option<Manifest>,
     ) -> Result<(Self, Manifest)> {
         register_s3_log_store();
-        let mut table = DeltaTableBuilder::from_url(store.url.clone())
-            .map_err(delta_err)?
-            .with_storage_backend(store.store.clone(), store.url.clone())
-            .build()
-            .map_err(delta_err)?;
+        let mut table = unloaded(&store)?;
         if table
             .verify_deltatable_existence()
             .await
@@ -137,11 +142,7 @@ impl DeltaLog {
                 // Another process of a shared store created it meanwhile (the
                 // create is conditional): open theirs.
                 Err(e) if store.follower || store.local_dir().is_none() => {
-                    let mut again = DeltaTableBuilder::from_url(store.url.clone())
-                        .map_err(delta_err)?
-                        .with_storage_backend(store.store.clone(), store.url.clone())
-                        .build()
-                        .map_err(delta_err)?;
+                    let mut again = unloaded(&store)?;
                     if !again
                         .verify_deltatable_existence()
                         .await

@@ -243,30 +243,28 @@ impl Lease {
     }
 
     /// Gives the lease up (at shutdown), so that another writer need not wait
-    /// for it to lapse: the object is deleted if it is still ours.
+    /// for it to lapse: marked released if it is still ours. Not deleted: a
+    /// conditional delete is not portable, and a plain one could remove a
+    /// taker's fresh lease.
     pub async fn release(&self) {
         let seen = {
             let mut inner = self.inner.lock().expect("lease lock");
             inner.held.take().and(inner.seen.clone())
         };
-        // Marked released rather than deleted: a conditional delete is not
-        // portable, and a plain one could remove a taker's fresh lease.
-        if let Some((version, mut record)) = seen {
-            {
-                record.expires_at_ms = now_ms();
-                record.released = true;
-                if let Ok(body) = serde_json::to_vec(&record) {
-                    let _ = self
-                        .store
-                        .put_opts(
-                            &self.path,
-                            PutPayload::from(body),
-                            PutOptions::from(PutMode::Update(version)),
-                        )
-                        .await;
-                }
-            }
-        }
+        let Some((version, mut record)) = seen else {
+            return;
+        };
+        record.expires_at_ms = now_ms();
+        record.released = true;
+        let body = serde_json::to_vec(&record).expect("a lease serializes");
+        let _ = self
+            .store
+            .put_opts(
+                &self.path,
+                PutPayload::from(body),
+                PutOptions::from(PutMode::Update(version)),
+            )
+            .await;
     }
 }
 

@@ -21,7 +21,6 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
-use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use crate::{BatchError, Result, io_err};
@@ -291,17 +290,8 @@ impl TableStore {
             .await
             .map_err(crate::join_err)?;
         }
-        // Streamed (multipart above the writer's buffer), so a 128 MB
-        // compacted file or a large import does not pass through memory whole.
-        let mut file = tokio::fs::File::open(tmp).await.map_err(io_err(tmp))?;
-        let mut upload =
-            object_store::buffered::BufWriter::new(self.store.clone(), self.object_path(rel));
-        let sent = match tokio::io::copy(&mut file, &mut upload).await {
-            Ok(_) => upload.shutdown().await,
-            Err(e) => Err(e),
-        };
+        let sent = crate::shared::upload_file(self.store.clone(), self.object_path(rel), tmp).await;
         if let Err(e) = sent {
-            let _ = upload.abort().await;
             return Err(BatchError::Io {
                 path: PathBuf::from(rel),
                 source: std::io::Error::other(format!("upload failed: {e}")),

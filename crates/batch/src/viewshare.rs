@@ -12,16 +12,15 @@
 //! source has caught up with its watermark.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{
-    GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
-};
+use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::io::AsyncWriteExt;
 
 use crate::history::ViewHistory;
+use crate::shared::{Fetched, SharedObject, upload_file};
 use crate::{BatchError, Result};
 
 const HISTORY: &str = "versions.json";
@@ -33,8 +32,8 @@ pub struct SharedViews {
     prefix: ObjectPath,
     /// This replica's id, part of the names of the files it writes.
     tag: String,
-    /// The history's version as last read or written here.
-    seen: Mutex<Option<UpdateVersion>>,
+    /// `versions.json` there.
+    history: SharedObject,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> BatchError {
@@ -46,10 +45,10 @@ impl SharedViews {
     /// `store`; `tag` names this replica in the files it writes.
     pub fn new(store: Arc<dyn ObjectStore>, prefix: ObjectPath, tag: String) -> Self {
         Self {
+            history: SharedObject::new(store.clone(), prefix.clone().join(HISTORY)),
             store,
             prefix,
             tag,
-            seen: Mutex::new(None),
         }
     }
 
@@ -62,50 +61,21 @@ impl SharedViews {
         self.prefix.clone().join(name)
     }
 
-    /// Uploads the local file `dir/name` (a version's partial rows).
+    /// Uploads the local file `dir/name` (a version's partial rows). Its name
+    /// carries this replica's tag, so no other writer writes that key.
     pub(crate) async fn upload(&self, dir: &Path, name: &str) -> Result<()> {
-        let bytes = tokio::fs::read(dir.join(name))
+        upload_file(self.store.clone(), self.key(name), &dir.join(name))
             .await
-            .map_err(|e| err(name, e))?;
-        self.store
-            .put_opts(
-                &self.key(name),
-                PutPayload::from(bytes),
-                PutOptions::from(PutMode::Create),
-            )
-            .await
-            .map(|_| ())
-            .or_else(|e| match e {
-                // A retry of an upload that landed: the same bytes.
-                object_store::Error::AlreadyExists { .. } => Ok(()),
-                e => Err(err(name, e)),
-            })
+            .map_err(|e| err(name, e))
     }
 
     /// Writes `history` if the shared one is still the one last seen here;
     /// fails (naming why) when another writer changed it meanwhile.
     pub(crate) async fn put_history(&self, history: &ViewHistory) -> Result<()> {
         let body = serde_json::to_vec_pretty(history).expect("history serializes");
-        let seen = self.seen.lock().expect("seen lock").clone();
-        let mode = match seen {
-            Some(v) => PutMode::Update(v),
-            None => PutMode::Create,
-        };
-        match self
-            .store
-            .put_opts(&self.key(HISTORY), PutPayload::from(body), PutOptions::from(mode))
-            .await
-        {
-            Ok(put) => {
-                *self.seen.lock().expect("seen lock") = Some(UpdateVersion {
-                    e_tag: put.e_tag,
-                    version: put.version,
-                });
-                Ok(())
-            }
-            Err(
-                object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. },
-            ) => Err(BatchError::Delta(
+        match self.history.write(body).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(BatchError::Delta(
                 "another writer published versions of this view meanwhile (this process lost the writer lease); nothing was published".into(),
             )),
             Err(e) => Err(err(HISTORY, e)),
@@ -115,29 +85,12 @@ impl SharedViews {
     /// The shared history if it changed since last seen here (`None`: unchanged
     /// or never published).
     pub(crate) async fn fetch_history(&self) -> Result<Option<ViewHistory>> {
-        let seen = self.seen.lock().expect("seen lock").clone();
-        let options = GetOptions {
-            if_none_match: seen.as_ref().and_then(|v| v.e_tag.clone()),
-            ..GetOptions::default()
-        };
-        let got = match self.store.get_opts(&self.key(HISTORY), options).await {
-            Ok(g) => g,
-            Err(object_store::Error::NotModified { .. } | object_store::Error::NotFound { .. }) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(err(HISTORY, e)),
-        };
-        let version = UpdateVersion {
-            e_tag: got.meta.e_tag.clone(),
-            version: got.meta.version.clone(),
-        };
-        if seen.as_ref() == Some(&version) {
-            return Ok(None);
+        match self.history.read(true).await.map_err(|e| err(HISTORY, e))? {
+            Fetched::Changed(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| err(HISTORY, e)),
+            Fetched::Unchanged | Fetched::Missing => Ok(None),
         }
-        let bytes = got.bytes().await.map_err(|e| err(HISTORY, e))?;
-        let history: ViewHistory = serde_json::from_slice(&bytes).map_err(|e| err(HISTORY, e))?;
-        *self.seen.lock().expect("seen lock") = Some(version);
-        Ok(Some(history))
     }
 
     /// Downloads file `name` into `dir` (through a temporary, renamed when whole).

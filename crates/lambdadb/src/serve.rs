@@ -122,7 +122,7 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
     // Then what admins declared over the wire (see lambdadb_serving::catalog_log),
     // in rounds: a declaration that reads an object restored later in the list
     // (a view replaced after the objects it now reads) succeeds in a later round.
-    let mut pending = engine.catalog_log().objects()?;
+    let mut pending = engine.catalog_log().objects().await?;
     loop {
         let before = pending.len();
         let mut failed = Vec::new();

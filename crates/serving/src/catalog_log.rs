@@ -108,7 +108,7 @@ impl CatalogLog {
         let Some(shared) = &self.shared else {
             return Ok(None);
         };
-        let Some((objects, _)) = shared.read(true).await? else {
+        let Some(objects) = shared.read(true).await? else {
             return Ok(None);
         };
         let mut applied = self.applied.lock().expect("catalog lock");
@@ -156,10 +156,10 @@ impl CatalogLog {
 
     /// The declarations to replay at start-up: the shared catalog's on a
     /// shared store (this replica's copy only when the store cannot be read).
-    pub fn objects(&self) -> Result<Vec<Declared>> {
+    pub async fn objects(&self) -> Result<Vec<Declared>> {
         if let Some(shared) = &self.shared {
-            match block_on(shared.read(false)) {
-                Ok(Some((objects, _))) => {
+            match shared.read(false).await {
+                Ok(Some(objects)) => {
                     *self.applied.lock().expect("catalog lock") = objects.clone();
                     self.save_copy(&objects)?;
                     return Ok(objects);
@@ -237,13 +237,13 @@ impl CatalogLog {
 mod tests {
     use super::*;
 
-    #[test]
-    fn settings_are_kept_apart_from_declarations() {
+    #[tokio::test]
+    async fn settings_are_kept_apart_from_declarations() {
         let dir = tempfile::tempdir().unwrap();
         let log = CatalogLog::new(dir.path());
         log.declared("t", "CREATE TABLE t".into()).unwrap();
         assert!(
-            log.objects().unwrap().is_empty(),
+            log.objects().await.unwrap().is_empty(),
             "nothing recorded during start-up"
         );
         log.start_recording();
@@ -251,15 +251,26 @@ mod tests {
         log.set("t", "retention", "ALTER 1".into()).unwrap();
         log.declared("v", "CREATE VIEW v".into()).unwrap();
         log.set("t", "retention", "ALTER 2".into()).unwrap();
-        let sql = |log: &CatalogLog| -> Vec<String> {
-            log.objects().unwrap().into_iter().map(|o| o.sql).collect()
-        };
+        async fn sql(log: &CatalogLog) -> Vec<String> {
+            log.objects()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.sql)
+                .collect()
+        }
         // One entry per setting, the latest, after what it changes.
-        assert_eq!(sql(&log), ["CREATE TABLE t", "CREATE VIEW v", "ALTER 2"]);
+        assert_eq!(
+            sql(&log).await,
+            ["CREATE TABLE t", "CREATE VIEW v", "ALTER 2"]
+        );
         // Declaring again keeps the setting; dropping removes both.
         log.declared("t", "CREATE TABLE t".into()).unwrap();
-        assert_eq!(sql(&log), ["CREATE VIEW v", "ALTER 2", "CREATE TABLE t"]);
+        assert_eq!(
+            sql(&log).await,
+            ["CREATE VIEW v", "ALTER 2", "CREATE TABLE t"]
+        );
         log.dropped("t").unwrap();
-        assert_eq!(sql(&log), ["CREATE VIEW v"]);
+        assert_eq!(sql(&log).await, ["CREATE VIEW v"]);
     }
 }

@@ -11,12 +11,12 @@
 //! dropped (see `CatalogLog::remote_changes`). `data_dir/catalog.json` is then
 //! this replica's copy, read only when the store cannot be.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use lambdadb_batch::{Fetched, SharedObject};
 use lambdadb_pgcompat::{QueryError, Result};
+use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
-
 use serde::{Deserialize, Serialize};
 
 /// One object declared over the wire, as `catalog.json` lists it.
@@ -32,11 +32,9 @@ pub struct Declared {
     pub setting: Option<String>,
 }
 
-/// The shared catalog object and the version of it last seen here.
+/// The shared catalog object.
 pub struct SharedCatalog {
-    store: Arc<dyn ObjectStore>,
-    path: ObjectPath,
-    seen: Mutex<Option<UpdateVersion>>,
+    object: SharedObject,
 }
 
 fn err(e: impl std::fmt::Display) -> QueryError {
@@ -49,86 +47,37 @@ impl SharedCatalog {
     /// The catalog at `path` of `store`.
     pub fn new(store: Arc<dyn ObjectStore>, path: ObjectPath) -> Self {
         Self {
-            store,
-            path,
-            seen: Mutex::new(None),
+            object: SharedObject::new(store, path),
         }
     }
 
-    /// The declarations and the object's version (`None`: never written).
-    /// With `only_if_changed`, `Ok(None)` when it is the version last seen.
-    pub async fn read(
-        &self,
-        only_if_changed: bool,
-    ) -> Result<Option<(Vec<Declared>, Option<UpdateVersion>)>> {
-        let seen = self.seen.lock().expect("catalog lock").clone();
-        let options = GetOptions {
-            if_none_match: seen
-                .as_ref()
-                .filter(|_| only_if_changed)
-                .and_then(|v| v.e_tag.clone()),
-            ..GetOptions::default()
-        };
-        match self.store.get_opts(&self.path, options).await {
-            Ok(got) => {
-                let version = UpdateVersion {
-                    e_tag: got.meta.e_tag.clone(),
-                    version: got.meta.version.clone(),
-                };
-                if only_if_changed && seen.as_ref() == Some(&version) {
-                    return Ok(None);
-                }
-                let bytes = got.bytes().await.map_err(err)?;
-                let objects = parse(&bytes)?;
-                *self.seen.lock().expect("catalog lock") = Some(version.clone());
-                Ok(Some((objects, Some(version))))
-            }
-            Err(object_store::Error::NotModified { .. }) => Ok(None),
-            Err(object_store::Error::NotFound { .. }) => {
-                if only_if_changed && seen.is_none() {
-                    return Ok(None);
-                }
-                Ok(Some((Vec::new(), None)))
-            }
-            Err(e) => Err(err(e)),
+    /// The declarations (none if it was never written). With
+    /// `only_if_changed`, `Ok(None)` when it is the version last seen or absent.
+    pub async fn read(&self, only_if_changed: bool) -> Result<Option<Vec<Declared>>> {
+        match self.object.read(only_if_changed).await.map_err(err)? {
+            Fetched::Changed(bytes) => parse(&bytes).map(Some),
+            Fetched::Unchanged => Ok(None),
+            // Nothing declared over the wire yet: no change to look at either.
+            Fetched::Missing if only_if_changed => Ok(None),
+            Fetched::Missing => Ok(Some(Vec::new())),
         }
     }
 
     /// Applies `change` to the shared declarations (again on the winner's
-    /// contents after a lost race) and returns what it wrote. Writes nothing
-    /// when the change leaves them as they are (a replica applying another's
-    /// declaration records what is already there).
-    pub async fn update(&self, change: &dyn Fn(&mut Vec<Declared>)) -> Result<Vec<Declared>> {
+    /// contents after a lost race). Writes nothing when the change leaves
+    /// them as they are.
+    pub async fn update(&self, change: &dyn Fn(&mut Vec<Declared>)) -> Result<()> {
         for _ in 0..10 {
-            let (mut objects, version) = self.read(false).await?.unwrap_or_default();
+            let mut objects = self.read(false).await?.unwrap_or_default();
             let before = objects.clone();
             change(&mut objects);
             if same(&before, &objects) {
-                return Ok(objects);
+                return Ok(());
             }
             let body = serde_json::to_vec_pretty(&serde_json::json!({ "objects": objects }))
                 .expect("catalog serializes");
-            let mode = match version {
-                Some(v) => PutMode::Update(v),
-                None => PutMode::Create,
-            };
-            match self
-                .store
-                .put_opts(&self.path, PutPayload::from(body), PutOptions::from(mode))
-                .await
-            {
-                Ok(put) => {
-                    *self.seen.lock().expect("catalog lock") = Some(UpdateVersion {
-                        e_tag: put.e_tag,
-                        version: put.version,
-                    });
-                    return Ok(objects);
-                }
-                Err(
-                    object_store::Error::Precondition { .. }
-                    | object_store::Error::AlreadyExists { .. },
-                ) => continue,
-                Err(e) => return Err(err(e)),
+            if self.object.write(body).await.map_err(err)? {
+                return Ok(());
             }
         }
         Err(err("ten writers raced for it"))

@@ -30,9 +30,7 @@ impl Engine {
                 }
             });
         }
-        if self.gate().lease().is_some()
-            || matches!(**self.gate(), crate::writer::WriteGate::Reader)
-        {
+        if !matches!(**self.gate(), crate::writer::WriteGate::Local) {
             let engine = self.clone();
             let every = self.config().follow_interval.max(Duration::from_millis(50));
             tokio::spawn(async move {

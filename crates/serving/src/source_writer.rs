@@ -17,10 +17,7 @@ impl SourceState {
     pub fn may_write(&self) -> bool {
         match self.gate.as_ref() {
             crate::writer::WriteGate::Local => true,
-            gate => {
-                let taken = *self.taken.lock().expect("taken lock");
-                gate.epoch().is_some() && gate.epoch() == taken
-            }
+            gate => gate.epoch().is_some_and(|e| Some(e) == self.taken_epoch()),
         }
     }
 
@@ -49,9 +46,6 @@ impl SourceState {
         let Some(next) = self.archiver.follow(installed).await.map_err(from_batch)? else {
             return Ok(false);
         };
-        if next.version <= self.manifest().version {
-            return Ok(false);
-        }
         self.install(Arc::new(next));
         // Retention may have removed files: cached answers must not hit.
         self.adopted.fetch_add(1, Ordering::Relaxed);
