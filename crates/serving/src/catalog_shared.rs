@@ -76,6 +76,9 @@ impl SharedCatalog {
             }
             let body = serde_json::to_vec_pretty(&serde_json::json!({ "objects": objects }))
                 .expect("catalog serializes");
+            // The same fault point as the local catalog's write: this is where
+            // a change is saved on a shared store.
+            lambdadb_common::failpoint::hit("catalog.written").map_err(err)?;
             if self.object.write(body).await.map_err(err)? {
                 return Ok(());
             }
