@@ -66,6 +66,8 @@ struct Inner {
     seen_since: Instant,
     /// Our epoch and the instant of our last successful write, while we hold it.
     held: Option<(i64, Instant)>,
+    /// Released at shutdown: a round still in flight must not take it again.
+    released: bool,
 }
 
 /// The lease of one shared store, as one process sees and holds it.
@@ -99,6 +101,7 @@ impl Lease {
                 seen: None,
                 seen_since: Instant::now(),
                 held: None,
+                released: false,
             }),
         }
     }
@@ -207,39 +210,54 @@ impl Lease {
             released: false,
         };
         let body = serde_json::to_vec(&record).map_err(|e| BatchError::Config(e.to_string()))?;
+        if self.inner.lock().expect("lease lock").released {
+            return Ok(LeaseState::Other(self.record()));
+        }
         let started = Instant::now();
         let result = self
             .store
             .put_opts(&self.path, PutPayload::from(body), PutOptions::from(mode))
             .await;
-        let mut inner = self.inner.lock().expect("lease lock");
-        match result {
-            Ok(put) => {
-                let version = UpdateVersion {
-                    e_tag: put.e_tag,
-                    version: put.version,
-                };
-                if inner.held.is_none() {
-                    info!(epoch, "holding the writer lease");
+        let (state, give_up) = {
+            let mut inner = self.inner.lock().expect("lease lock");
+            match result {
+                Ok(put) => {
+                    let version = UpdateVersion {
+                        e_tag: put.e_tag,
+                        version: put.version,
+                    };
+                    inner.seen = Some((version, record));
+                    inner.seen_since = Instant::now();
+                    if inner.released {
+                        // Released while this write was in flight: undo it below.
+                        (LeaseState::Other(None), true)
+                    } else {
+                        if inner.held.is_none() {
+                            info!(epoch, "holding the writer lease");
+                        }
+                        // The renewal counts from when it was sent: a slow request
+                        // shortens the time we may write, never lengthens it.
+                        inner.held = Some((epoch, started));
+                        (LeaseState::Held { epoch }, false)
+                    }
                 }
-                // The renewal counts from when it was sent: a slow request
-                // shortens the time we may write, never lengthens it.
-                inner.held = Some((epoch, started));
-                inner.seen = Some((version, record));
-                inner.seen_since = Instant::now();
-                Ok(LeaseState::Held { epoch })
-            }
-            Err(object_store::Error::Precondition { .. })
-            | Err(object_store::Error::AlreadyExists { .. }) => {
-                if inner.held.take().is_some() {
-                    warn!("lost the writer lease to another process: this process stops writing");
+                Err(object_store::Error::Precondition { .. })
+                | Err(object_store::Error::AlreadyExists { .. }) => {
+                    if inner.held.take().is_some() {
+                        warn!(
+                            "lost the writer lease to another process: this process stops writing"
+                        );
+                    }
+                    let seen = inner.seen.as_ref().map(|(_, r)| r.clone());
+                    (LeaseState::Other(seen), false)
                 }
-                Ok(LeaseState::Other(
-                    inner.seen.as_ref().map(|(_, r)| r.clone()),
-                ))
+                Err(e) => return Err(store_err(e)),
             }
-            Err(e) => Err(store_err(e)),
+        };
+        if give_up {
+            self.mark_released().await;
         }
+        Ok(state)
     }
 
     /// Gives the lease up (at shutdown), so that another writer need not wait
@@ -247,9 +265,22 @@ impl Lease {
     /// conditional delete is not portable, and a plain one could remove a
     /// taker's fresh lease.
     pub async fn release(&self) {
-        let seen = {
+        {
             let mut inner = self.inner.lock().expect("lease lock");
-            inner.held.take().and(inner.seen.clone())
+            inner.released = true;
+            inner.held.take();
+        }
+        self.mark_released().await;
+    }
+
+    /// Writes the lease as released if the version last seen is ours.
+    async fn mark_released(&self) {
+        let seen = {
+            let inner = self.inner.lock().expect("lease lock");
+            inner
+                .seen
+                .clone()
+                .filter(|(_, r)| r.holder == self.holder && !r.released)
         };
         let Some((version, mut record)) = seen else {
             return;

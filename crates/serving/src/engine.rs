@@ -57,6 +57,8 @@ pub struct Engine {
     gate: Arc<WriteGate>,
     /// This replica's id (`data_dir/replica.id`).
     replica_id: String,
+    /// Held while the sources follow a lease round (see `replication`).
+    pub(crate) adopting: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Engine {
@@ -111,6 +113,7 @@ impl Engine {
             caches,
             gate,
             replica_id,
+            adopting: Arc::new(tokio::sync::Mutex::new(())),
             master,
             object_stores,
             source_create: tokio::sync::Mutex::new(()),

@@ -23,10 +23,13 @@ impl Engine {
         if let Some(lease) = self.gate().lease().cloned() {
             let engine = self.clone();
             tokio::spawn(async move {
-                let every = lease.expiry() / 3;
+                // On a fixed cadence, whatever the sources' takeovers cost:
+                // the holder may write only within half an expiry of a renewal.
+                let mut tick = tokio::time::interval(lease.expiry() / 3);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
+                    tick.tick().await;
                     engine.lease_round().await;
-                    tokio::time::sleep(every).await;
                 }
             });
         }
@@ -44,8 +47,11 @@ impl Engine {
         }
     }
 
-    /// One tick of the lease, and what follows from it for every source.
-    pub async fn lease_round(&self) {
+    /// One tick of the lease; the sources follow from it in a task of their
+    /// own (a takeover commit can take longer than a renewal period, and the
+    /// next renewal must not wait for it). A round that finds the previous
+    /// one's sources still busy leaves them to the next round.
+    pub async fn lease_round(self: &Arc<Self>) {
         let Some(lease) = self.gate().lease() else {
             return;
         };
@@ -58,6 +64,18 @@ impl Engine {
                 return;
             }
         };
+        let Ok(busy) = self.adopting.clone().try_lock_owned() else {
+            return;
+        };
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _busy = busy;
+            engine.adopt(state).await;
+        });
+    }
+
+    /// Takes every source over in the epoch held, or steps every source down.
+    async fn adopt(&self, state: LeaseState) {
         match state {
             LeaseState::Held { epoch } => {
                 for s in self.sources() {
