@@ -42,7 +42,8 @@ build:
 
 # Tests run a build with the fault points compiled in (lambdadb_common::failpoint);
 # unit tests use the same features so that both share one build of each crate.
-TEST_FEATURES := --features lambdadb-common/failpoints
+# They also build the Ballista batch engine (integration/test_ballista.py).
+TEST_FEATURES := --features lambdadb-common/failpoints,lambdadb/ballista
 
 build-test:
 	$(CARGO) build -p lambdadb -p lambdadb-slt $(TEST_FEATURES)
@@ -60,7 +61,7 @@ integration: build-test
 # run on local disk only: they exercise the frontend, not the store.
 S3_TESTS := test_delta_table.py test_compaction.py test_retention.py test_pipeline.py test_view_oracle.py test_view_versions.py test_import.py \
 	test_catalog_persist.py test_fault_holes.py test_cache.py test_copy.py test_extreme_values.py test_plain_views.py test_limits.py \
-	test_names_are_not_paths.py test_data_dir_lock.py
+	test_names_are_not_paths.py test_data_dir_lock.py test_ballista.py
 
 integration-s3: build-test
 	LAMBDADB_TEST_STORE=s3 LAMBDADB_TEST_BIN=$(BIN) .venv/bin/python -m pytest -v \
@@ -70,4 +71,5 @@ fmt:
 	$(CARGO) fmt --all
 
 clippy:
+	$(CARGO) clippy --workspace --all-targets $(TEST_FEATURES) -- -D warnings
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -83,6 +83,13 @@ pub struct ViewVersion {
     /// Master-dataset rows the run read.
     #[serde(default)]
     pub input_rows: u64,
+    /// Where the run executed: `local`, or `ballista` (see [`crate::engine`]).
+    #[serde(default = "local_engine")]
+    pub engine: String,
+}
+
+fn local_engine() -> String {
+    "local".into()
 }
 
 impl ViewVersion {

@@ -18,6 +18,7 @@ pub mod archive;
 pub mod compact;
 pub mod deltalog;
 pub mod durable;
+pub mod engine;
 pub mod files;
 pub mod history;
 pub mod import;
@@ -32,6 +33,7 @@ pub mod viewshare;
 
 pub use archive::{ArchiveInput, Archiver};
 pub use compact::{CompactPolicy, CompactSummary, KeepOffsets};
+pub use engine::{BatchEngine, LocalEngine};
 pub use files::{TableFile, files_table};
 pub use history::{RefreshKind, VersionPolicy, ViewHistory, ViewVersion};
 pub use import::{IMPORT_PARTITION, ImportSummary, import_paths};

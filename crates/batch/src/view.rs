@@ -20,6 +20,7 @@ use parquet::arrow::ArrowWriter;
 use tracing::info;
 
 use crate::durable::{publish, remove_temporaries, step, tmp_path};
+use crate::engine::BatchEngine;
 use crate::files::{TableFile, files_table};
 use crate::history::{RefreshKind, VersionPolicy, ViewHistory, ViewVersion};
 use crate::viewshare::SharedViews;
@@ -55,6 +56,8 @@ pub struct ViewRun<'a> {
     /// For an incremental run that chains: the base version, whose files the
     /// new version carries; `sql` is then the partial query over `files` alone.
     pub carried: Option<ViewVersion>,
+    /// Where the partial query executes (planned here either way).
+    pub engine: Arc<dyn BatchEngine>,
 }
 
 /// The most files a version's chain holds: an incremental run on a base with
@@ -161,7 +164,7 @@ impl ViewStore {
     /// Runs the batch computation and publishes it as version `version`.
     pub async fn run(&self, version: u64, run: ViewRun<'_>) -> Result<ViewVersion> {
         let started = Instant::now();
-        let ctx = run.ctx;
+        let ctx = run.engine.context(run.ctx)?;
         ctx.register_table(
             run.source_name,
             files_table(run.source_schema.clone(), run.files.clone())?,
@@ -176,7 +179,8 @@ impl ViewStore {
         };
         let df = ctx.sql(run.sql).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
+        let plan = df.create_physical_plan().await?;
+        let batches = run.engine.collect(&ctx, plan).await?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
 
         // On a shared store the name carries the writer's replica id: two
@@ -235,12 +239,13 @@ impl ViewStore {
             bytes: bytes + carried_bytes,
             input_files: run.files.len() as u64,
             input_rows: run.input_rows,
+            engine: run.engine.name().to_string(),
         };
         if let Err(e) = self.publish(v.clone()).await {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
-        info!(view_dir = %self.dir.display(), version, rows, how = v.how.as_str(), input_files = v.input_files, watermark = %v.watermark, ms = v.duration_ms, "published batch view");
+        info!(view_dir = %self.dir.display(), version, rows, how = v.how.as_str(), engine = %v.engine, input_files = v.input_files, watermark = %v.watermark, ms = v.duration_ms, "published batch view");
         Ok(v)
     }
 

@@ -134,6 +134,12 @@ pub struct Config {
     /// without a `REFRESH ... FULL`). 0: every refresh is full.
     #[serde(with = "duration_str")]
     pub full_refresh_interval: Duration,
+    /// Where full recomputes of views execute: `local` (this process) or
+    /// `ballista://HOST:PORT`, a Ballista scheduler whose executors are
+    /// `lambdadb ballista-executor` processes (they have lambdadb's functions
+    /// and read the master dataset from the same store). Needs a binary built
+    /// with the `ballista` feature. Incremental refreshes stay local.
+    pub batch_engine: String,
     /// How often each source's small master-dataset files (one per partition
     /// per archive run) are merged into large ones; 0 disables compaction.
     #[serde(with = "duration_str")]
@@ -255,6 +261,7 @@ impl Default for Config {
             archive_interval: Duration::from_secs(10),
             refresh_interval: Duration::from_secs(60),
             full_refresh_interval: Duration::from_secs(24 * 3600),
+            batch_engine: "local".into(),
             view_versions_keep: 10,
             compact_interval: Duration::from_secs(300),
             compact_target_size: "128MB".into(),
@@ -346,6 +353,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.ballista_scheduler()?;
         match self.auth.as_str() {
             "trust" => {}
             "scram-sha-256" => {
@@ -407,6 +415,26 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The Ballista scheduler's `HOST:PORT` when `batch_engine` names one,
+    /// `None` for `local`.
+    pub fn ballista_scheduler(&self) -> Result<Option<String>, ConfigError> {
+        match self.batch_engine.trim() {
+            "local" | "" => Ok(None),
+            other => match other.strip_prefix("ballista://") {
+                Some(addr)
+                    if addr.rsplit_once(':').is_some_and(|(h, p)| {
+                        !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
+                    }) =>
+                {
+                    Ok(Some(addr.to_string()))
+                }
+                _ => Err(ConfigError::Invalid(format!(
+                    "batch_engine = \"{other}\": use \"local\" or \"ballista://HOST:PORT\" (a Ballista scheduler, see docs/scale-out.md)"
+                ))),
+            },
+        }
     }
 
     /// Checks `role` against `master_url` (also after `--role` overrides it).
@@ -538,6 +566,31 @@ mod tests {
         let file = dir.join("c.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         assert!(Config::load_from(Some(&file), &[]).is_err());
+    }
+
+    #[test]
+    fn batch_engine_names_a_scheduler_or_local() {
+        let with = |v: &str| Config {
+            batch_engine: v.into(),
+            ..Config::default()
+        };
+        assert_eq!(with("local").ballista_scheduler().unwrap(), None);
+        assert_eq!(
+            with("ballista://127.0.0.1:50050")
+                .ballista_scheduler()
+                .unwrap()
+                .as_deref(),
+            Some("127.0.0.1:50050")
+        );
+        for bad in [
+            "ballista://host",
+            "spark://h:1",
+            "ballista://:7",
+            "ballista://h:0",
+        ] {
+            let err = with(bad).ballista_scheduler().unwrap_err().to_string();
+            assert!(err.contains("ballista://HOST:PORT"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -5,12 +5,15 @@
 //!   brokers configured it starts an embedded broker and a demo clickstream.
 //! - `produce`: send JSON lines to a topic (so tests and users need nothing else).
 //! - `generate`: print a deterministic demo clickstream as JSON lines.
+//! - `ballista-scheduler`, `ballista-executor` (the `ballista` feature): a
+//!   Ballista cluster with lambdadb's functions, for `batch_engine`.
 //!
 //! The top of the crate graph (docs/architecture.md): it wires `serving` and
 //! `wire` together and owns start-up order, the embedded broker, the demo
 //! generator and shutdown; no crate imports it. Tested end to end by
 //! `integration/` (the real binary over TCP).
 
+mod ballista;
 mod demo;
 mod embedded;
 mod lock;
@@ -49,6 +52,13 @@ enum Command {
     Generate(demo::GenerateArgs),
     /// Run librdkafka's mock Kafka cluster (for tests: outages, retention).
     MockBroker(mockbroker::MockBrokerArgs),
+    /// Run a Ballista scheduler with lambdadb's functions (for `batch_engine`).
+    #[cfg(feature = "ballista")]
+    BallistaScheduler(ballista::SchedulerArgs),
+    /// Run a Ballista executor with lambdadb's functions and the master
+    /// dataset's store (for `batch_engine`).
+    #[cfg(feature = "ballista")]
+    BallistaExecutor(ballista::ExecutorArgs),
     /// Read a password from standard input and print its SCRAM-SHA-256 verifier
     /// for the `users` configuration (the password itself is never stored).
     Passwd {
@@ -77,6 +87,10 @@ fn main() -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(args),
         Command::Generate(args) => demo::generate(args),
         Command::MockBroker(args) => mockbroker::run(args),
+        #[cfg(feature = "ballista")]
+        Command::BallistaScheduler(args) => ballista::scheduler(args),
+        #[cfg(feature = "ballista")]
+        Command::BallistaExecutor(args) => ballista::executor(args),
         Command::Passwd { iterations } => {
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;

@@ -102,7 +102,8 @@ async fn serve(mut config: Config, addr: SocketAddr) -> anyhow::Result<()> {
     } else {
         config.brokers.clone()
     };
-    let engine = Engine::new(config.clone(), brokers.clone())?;
+    let batch_engine = crate::ballista::engine(&config)?;
+    let engine = Engine::with_batch_engine(config.clone(), brokers.clone(), batch_engine)?;
     // On a shared store, learn who writes before any table opens: a writer
     // that holds (or resumes) the lease takes each table over as it opens it.
     engine.lease_round().await;

@@ -59,12 +59,24 @@ pub struct Engine {
     replica_id: String,
     /// Held while the sources follow a lease round (see `replication`).
     pub(crate) adopting: Arc<tokio::sync::Mutex<()>>,
+    /// Where full recomputes of views execute (`batch_engine`).
+    batch_engine: Arc<dyn lambdadb_batch::BatchEngine>,
 }
 
 impl Engine {
     /// `brokers` is the effective bootstrap list (the embedded broker's in demo
     /// mode). Fails when `master_url` cannot be used.
     pub fn new(config: Config, brokers: String) -> Result<Arc<Self>> {
+        Self::with_batch_engine(config, brokers, Arc::new(lambdadb_batch::LocalEngine))
+    }
+
+    /// [`Self::new`] with full recomputes of views executing on `batch_engine`
+    /// (the binary builds it from the `batch_engine` setting).
+    pub fn with_batch_engine(
+        config: Config,
+        brokers: String,
+        batch_engine: Arc<dyn lambdadb_batch::BatchEngine>,
+    ) -> Result<Arc<Self>> {
         let master = MasterLocation::new(
             &config.master_url,
             &S3Settings {
@@ -114,6 +126,7 @@ impl Engine {
             gate,
             replica_id,
             adopting: Arc::new(tokio::sync::Mutex::new(())),
+            batch_engine,
             master,
             object_stores,
             source_create: tokio::sync::Mutex::new(()),
@@ -340,6 +353,7 @@ impl Engine {
                 keep: self.config.view_versions_keep,
                 max_age_ms: self.config.view_versions_max_age.as_millis() as u64,
             },
+            batch_engine: self.batch_engine.clone(),
             shared: self
                 .master
                 .shared_path("views")

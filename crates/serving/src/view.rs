@@ -53,6 +53,9 @@ pub struct ViewEnv {
     pub full_refresh_interval: std::time::Duration,
     /// Which versions are kept for rollback.
     pub versions: VersionPolicy,
+    /// Where full recomputes execute (`batch_engine`); incremental runs read
+    /// the new files only and stay in this process.
+    pub batch_engine: Arc<dyn lambdadb_batch::BatchEngine>,
     /// On a shared store: the store, the folder of every view's versions
     /// there (`.lambdadb/views`), and this replica's id for the files it writes.
     pub shared: Option<(
@@ -403,6 +406,10 @@ impl ViewState {
                     files,
                     input_rows,
                     watermark: manifest.watermark.clone(),
+                    engine: match &base {
+                        None => self.env.batch_engine.clone(),
+                        Some(_) => Arc::new(lambdadb_batch::LocalEngine),
+                    },
                     carried: base.filter(|_| chain).map(|b| (*b).clone()),
                 },
             )

@@ -29,12 +29,14 @@ pub(super) fn view_versions(engine: &Engine) -> Result<RecordBatch> {
         Field::new("current_definition", DataType::Boolean, false),
         // Files holding the version's rows: 1, or its chain's (see docs/batch-layer.md).
         Field::new("files", DataType::Int64, false),
+        // Where the run executed: local, or ballista (`batch_engine`).
+        Field::new("engine", DataType::Utf8, false),
     ]));
     let (mut name, mut ver, mut serving, mut how, mut wm) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut rows, mut bytes, mut files, mut in_rows, mut at, mut ms, mut same) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    let mut chain = vec![];
+    let (mut chain, mut engines) = (vec![], vec![]);
     let mut views = engine.views();
     views.sort_by(|a, b| a.name.cmp(&b.name));
     for view in views {
@@ -53,6 +55,7 @@ pub(super) fn view_versions(engine: &Engine) -> Result<RecordBatch> {
             ms.push(v.duration_ms as i64);
             same.push(v.definition == view.definition);
             chain.push(v.files().count() as i64);
+            engines.push(v.engine.clone());
         }
     }
     let columns: Vec<ArrayRef> = vec![
@@ -69,6 +72,7 @@ pub(super) fn view_versions(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(Int64Array::from(ms)),
         Arc::new(BooleanArray::from(same)),
         Arc::new(Int64Array::from(chain)),
+        Arc::new(StringArray::from(engines)),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
 }
