@@ -25,6 +25,8 @@ ALLOWED = {
         "lambdadb-pgcompat",
     },
     "lambdadb-wire": {"lambdadb-common", "lambdadb-serving", "lambdadb-pgcompat"},
+    # Ballista jobs run batch plans: it knows the batch layer's engine trait only.
+    "lambdadb-ballista": {"lambdadb-batch"},
     "lambdadb": {
         "lambdadb-common",
         "lambdadb-speed",
@@ -32,6 +34,7 @@ ALLOWED = {
         "lambdadb-pgcompat",
         "lambdadb-serving",
         "lambdadb-wire",
+        "lambdadb-ballista",
     },
     "lambdadb-slt": set(),
 }

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+mod batch_engine;
 pub mod config;
 pub mod failpoint;
 pub mod kafka;
