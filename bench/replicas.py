@@ -20,6 +20,7 @@ clients, so the figures say what one machine does, not what N machines do.
 import argparse
 import multiprocessing as mp
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -105,6 +106,15 @@ def main():
         log(f"producing {args.events} events")
         events = generate(work / "e.jsonl", args.events, seed=15, start="2026-06-01T00:00:00Z", rate=50)
         produce(broker.brokers, "events", events, timeout=1800)
+        # Speed-layer bytes per event, sampled on a reader while it consumes
+        # (archived events leave the speed layer, so the sample is the rows above the seam).
+        per_event = []
+        deadline = time.time() + 900
+        while r1.query("SELECT count(*) FROM events")[0][0] < args.events and time.time() < deadline:
+            rows, nbytes = r1.query("SELECT sum(speed_rows), sum(speed_bytes) FROM lambdadb.sources")[0]
+            if rows and rows >= 10_000:
+                per_event.append(nbytes / rows)
+            time.sleep(0.5)
         for s in (w1, w2, r1, r2):
             s.wait_count(args.events, timeout=900)
         w1.query("REFRESH MATERIALIZED VIEW events_hourly")
@@ -121,6 +131,22 @@ def main():
         log(f"one reader: {one:.1f} queries/s")
         two = qps([r1.dsn(), r2.dsn()], args.clients, args.seconds)
         log(f"two readers: {two:.1f} queries/s")
+
+        # Object-store requests of an idle deployment (two writers, two
+        # readers, no new events): lease renewals and takeover checks, the
+        # followers' polls of the Delta log, view histories and catalog.
+        window = 30.0
+        before = Path(moto.log.name).read_text().count('HTTP/1.1"')
+        time.sleep(window)
+        lines = [l for l in Path(moto.log.name).read_text().splitlines() if 'HTTP/1.1"' in l]
+        idle = lines[before:]
+        methods = {}
+        for l in idle:
+            m = re.search(r"\b(GET|PUT|HEAD|POST|DELETE)\b", l)
+            m = m.group(1) if m else "other"
+            methods[m] = methods.get(m, 0) + 1
+        requests_per_min = len(idle) * 60 / window
+        log(f"idle deployment: {requests_per_min:.0f} object-store requests/min {methods}")
 
         # Takeovers: kill the holder, time until the other writes and archives.
         takeovers, archives = [], []
@@ -152,6 +178,10 @@ def main():
           f"binary {args.bin}; took {(time.perf_counter() - t_all) / 60:.1f} min")
     print(f"queries/s, one reader:  {one:8.1f}")
     print(f"queries/s, two readers: {two:8.1f}  ({two / one:.2f}x; every process shares {os.cpu_count()} cores)")
+    if per_event:
+        print(f"speed-layer bytes per event (reader, while consuming): median {statistics.median(per_event):.0f}")
+    print(f"object-store requests per minute, idle (2 writers, 2 readers, follow_interval 500ms): {requests_per_min:.0f} "
+          f"({', '.join(f'{k} {v * 60 / window:.0f}' for k, v in sorted(methods.items()))})")
     print(f"takeover after kill -9: writing after median {statistics.median(takeovers):.2f} s "
           f"(max {max(takeovers):.2f}), first archive after median {statistics.median(archives):.2f} s")
 
